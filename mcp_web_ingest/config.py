@@ -1,0 +1,130 @@
+"""Settings: one pydantic-settings object, read from the environment (and .env) once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory (XDG on Linux) used when DATA_DIR is not set."""
+    return Path(platformdirs.user_data_dir("mcp-web-ingest", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every setting of the server; environment variable names are the field names in upper case."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False)
+
+    # --- storage ---
+    postgres_connection_string: SecretStr | None = Field(
+        default=None, description="PostgreSQL 15+ with pgvector; unset = run the embedded PostgreSQL under DATA_DIR."
+    )
+    data_dir: Path = Field(default_factory=default_data_dir, description="Where the embedded database and state live.")
+    vector_store: Literal["postgres", "qdrant"] = Field(default="postgres", description="Where vectors are stored.")
+    qdrant_url: str | None = Field(default=None, description="Qdrant server URL (VECTOR_STORE=qdrant).")
+    qdrant_api_key: SecretStr | None = None
+    db_pool_min: int = Field(default=1, ge=1)
+    db_pool_max: int = Field(default=8, ge=1)
+
+    # --- server ---
+    mcp_host: str = Field(default="127.0.0.1", description="Interface the HTTP transports bind to.")
+    mcp_port: int = Field(default=3000, ge=1, le=65535, description="Port of /mcp, /sse, /health and /metrics.")
+    log_level: str = Field(default="INFO")
+
+    # --- embeddings ---
+    embedding_provider: Literal["local", "openai"] = Field(default="local")
+    embedding_model: str | None = Field(
+        default=None, description="Model name; default all-MiniLM-L6-v2 (local) or text-embedding-3-small (openai)."
+    )
+    embedding_dimensions: int | None = Field(default=None, ge=1, description="Requested output size (openai only).")
+    embedding_batch_size: int = Field(default=100, ge=1, le=2048)
+    openai_api_key: SecretStr | None = None
+    llm_api_key: SecretStr | None = None
+    openai_base_url: str = Field(default="https://api.openai.com/v1")
+
+    # --- retrieval ---
+    use_unified_pipeline: bool = True
+    enable_hybrid_search: bool = True
+    enable_reranking: bool = True
+    enable_symbol_extraction: bool = True
+    splade_url: str | None = None
+    reranker_url: str | None = None
+    crawl4ai_url: str | None = None
+    rerank_initial_k: int = Field(default=150, ge=1, le=1000)
+    rerank_final_k: int = Field(default=10, ge=1, le=100)
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
+    fusion_weight_dense: float = Field(default=1.0, ge=0)
+    fusion_weight_lexical: float = Field(default=1.0, ge=0)
+    search_max_chars: int = Field(default=12000, ge=500, description="Default character budget of one search answer.")
+    max_query_chars: int = Field(default=2000, ge=10)
+
+    # --- chunking ---
+    chunk_max_tokens: int = Field(default=256, ge=32, le=8192)
+    chunk_overlap_tokens: int = Field(default=32, ge=0)
+
+    # --- fetching ---
+    user_agent: str = Field(default="mcp-web-ingest/0.1 (+https://github.com/mcp-web-ingest)")
+    fetch_timeout_s: float = Field(default=30.0, gt=0)
+    fetch_connect_timeout_s: float = Field(default=10.0, gt=0)
+    fetch_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    fetch_max_redirects: int = Field(default=10, ge=0)
+    fetch_retries: int = Field(
+        default=3, ge=1, le=10, description="Attempts for transient failures (connect, 429, 5xx)."
+    )
+    fetch_retry_max_wait_s: float = Field(default=30.0, ge=0)
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_max_tokens:
+            raise ValueError("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_MAX_TOKENS")
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+        if self.embedding_provider == "openai" and self.openai_key is None:
+            raise ValueError("EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (or LLM_API_KEY)")
+        if self.vector_store == "qdrant":
+            # Refuse rather than silently keep vectors in PostgreSQL while the user believes they are in Qdrant.
+            raise ValueError("VECTOR_STORE=qdrant is not available in this version yet; use VECTOR_STORE=postgres")
+        return self
+
+    @property
+    def openai_key(self) -> SecretStr | None:
+        """The key for the OpenAI-compatible endpoint: OPENAI_API_KEY, else LLM_API_KEY."""
+        return self.openai_api_key or self.llm_api_key
+
+    @property
+    def resolved_embedding_model(self) -> str:
+        """The embedding model name in effect."""
+        if self.embedding_model:
+            return self.embedding_model
+        return (
+            "sentence-transformers/all-MiniLM-L6-v2" if self.embedding_provider == "local" else "text-embedding-3-small"
+        )
+
+    @property
+    def pipeline_name(self) -> str:
+        """'unified' or 'legacy'."""
+        return "unified" if self.use_unified_pipeline else "legacy"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment, turning validation errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+            lines.append(f"{loc}: {err['msg']}")
+        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(lines)) from exc

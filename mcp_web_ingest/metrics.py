@@ -1,0 +1,51 @@
+"""Prometheus metrics, kept in a registry owned by the runtime (no module-level globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    """Every metric the server exports."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.pages_indexed = Counter(
+            "web_pages_indexed", "Pages indexed, by outcome (indexed, unchanged, failed)", ["outcome"], registry=r
+        )
+        self.index_duration = Histogram(
+            "web_index_duration_seconds", "Time to index one page", buckets=(0.5, 1, 2, 5, 10), registry=r
+        )
+        self.chunks_generated = Counter("web_chunks_generated", "Chunks written to the store", registry=r)
+        self.chunks_reused = Counter("web_chunks_embedding_reused", "Chunks whose vector was reused", registry=r)
+        self.query_duration = Histogram(
+            "web_query_duration_seconds",
+            "Search latency by mode",
+            ["mode"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+            registry=r,
+        )
+        self.queries = Counter("web_queries", "Searches by mode and outcome", ["mode", "outcome"], registry=r)
+        self.embedding_batch_duration = Histogram(
+            "web_embedding_batch_duration_seconds",
+            "Time to embed one batch",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30),
+            registry=r,
+        )
+        self.fetches = Counter(
+            "web_fetch", "HTTP fetches by status class (2xx, 3xx, 4xx, 5xx, error)", ["status_class"], registry=r
+        )
+        self.pages_stored = Gauge("web_pages_stored", "Pages in the store (updated on health checks)", registry=r)
+        self.chunks_stored = Gauge("web_chunks_stored", "Chunks in the store (updated on health checks)", registry=r)
+
+    def observe_fetch(self, status: int | None) -> None:
+        """Count a fetch by its status class ('error' when there was no HTTP status)."""
+        self.fetches.labels("error" if status is None else f"{status // 100}xx").inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)

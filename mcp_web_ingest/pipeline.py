@@ -1,0 +1,292 @@
+"""The indexing and search pipeline behind the tools: fetch → extract → chunk → embed → store, and hybrid search."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from .chunking import chunk_page
+from .config import Settings
+from .embed import Embedder
+from .errors import ExtractError, FetchError, InvalidInputError, WebIngestError
+from .extract import extract_page
+from .fetch import Fetcher
+from .fusion import reciprocal_rank_fusion, share_budget, trim_text
+from .metrics import Metrics
+from .models import Chunk, ExtractedPage, Hit
+from .store import PageRecord, PostgresStore, SearchFilter, validate_collection
+from .urls import normalize_url, validate_url
+
+SearchMode = Literal["hybrid", "dense", "lexical"]
+ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
+MAX_K = 100
+MIN_SNIPPET_CHARS = 200
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    """What indexing one page did."""
+
+    page_id: int
+    url: str
+    title: str
+    chunk_count: int
+    unchanged: bool
+    collection: str
+    reused_vectors: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """Search results with how they were obtained."""
+
+    query: str
+    mode: str
+    hits: tuple[Hit, ...]
+    legs_used: tuple[str, ...]
+    took_ms: float
+    truncated: bool = False
+    notes: tuple[str, ...] = ()
+
+
+class Pipeline(Protocol):
+    """What the tools call; the unified and legacy pipelines both implement it."""
+
+    name: str
+
+    async def index_page(
+        self, url: str, collection: str | None = None, progress: ProgressFn | None = None
+    ) -> IndexOutcome:
+        """Fetch, extract, chunk, embed and store one page."""
+        ...
+
+    async def search(
+        self,
+        query: str,
+        k: int | None = None,
+        collection: str | None = None,
+        url_prefix: str | None = None,
+        mode: SearchMode | None = None,
+        max_chars: int | None = None,
+    ) -> SearchOutcome:
+        """Find the chunks that best answer a query."""
+        ...
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {}
+        self._t = time.perf_counter()
+        self._start = self._t
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.marks[name] = round((now - self._t) * 1000, 2)
+        self._t = now
+
+    def total(self) -> dict[str, float]:
+        return {**self.marks, "total": round((time.perf_counter() - self._start) * 1000, 2)}
+
+
+class UnifiedPipeline:
+    """Heading-aware chunks embedded with their section context; hybrid dense + lexical search fused by RRF."""
+
+    name = "unified"
+
+    def __init__(
+        self, settings: Settings, fetcher: Fetcher, embedder: Embedder, store: PostgresStore, metrics: Metrics
+    ) -> None:
+        self.settings = settings
+        self.fetcher = fetcher
+        self.embedder = embedder
+        self.store = store
+        self.metrics = metrics
+
+    # --- indexing -----------------------------------------------------------------------------------------------
+
+    def chunk(self, page: ExtractedPage) -> list[Chunk]:
+        """Split a page into chunks the way this pipeline does."""
+        return chunk_page(page, self.settings.chunk_max_tokens, self.settings.chunk_overlap_tokens)
+
+    async def index_page(
+        self, url: str, collection: str | None = None, progress: ProgressFn | None = None
+    ) -> IndexOutcome:
+        """Index one page; an unchanged page (same content hash) is not embedded again."""
+        collection = validate_collection(collection)
+        url = normalize_url(validate_url(url))
+        watch = _Stopwatch()
+        started = time.perf_counter()
+        try:
+            outcome = await self._index(url, collection, watch, progress)
+        except WebIngestError:
+            self.metrics.pages_indexed.labels("failed").inc()
+            raise
+        self.metrics.pages_indexed.labels("unchanged" if outcome.unchanged else "indexed").inc()
+        self.metrics.index_duration.observe(time.perf_counter() - started)
+        return outcome
+
+    async def _report(self, progress: ProgressFn | None, step: float, message: str) -> None:
+        if progress is not None:
+            await progress(step, 4, message)
+
+    async def _index(self, url: str, collection: str, watch: _Stopwatch, progress: ProgressFn | None) -> IndexOutcome:
+        await self._report(progress, 0, f"fetching {url}")
+        try:
+            fetched = await self.fetcher.fetch(url)
+        except FetchError as exc:
+            self.metrics.observe_fetch(exc.status)
+            raise
+        self.metrics.observe_fetch(fetched.status)
+        watch.lap("fetch")
+        await self._report(progress, 1, "extracting")
+        # Parsing a large page takes tens of milliseconds of pure CPU: keep it off the event loop.
+        page = await asyncio.to_thread(extract_page, fetched.text, fetched.final_url)
+        watch.lap("extract")
+        key = normalize_url(fetched.final_url)
+        record = PageRecord(
+            url=key,
+            title=page.title,
+            content_hash=page.content_hash,
+            pipeline=self.name,
+            final_url=fetched.final_url,
+            canonical_url=page.canonical_url,
+            description=page.description,
+            language=page.language,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            http_status=fetched.status,
+        )
+        existing = await self.store.get_page(collection, key)
+        if existing is not None and existing.content_hash == record.content_hash:
+            await self.store.touch_page(existing.id, record)
+            watch.lap("store")
+            return IndexOutcome(
+                existing.id, key, existing.title, existing.chunk_count, True, collection, timings_ms=watch.total()
+            )
+        chunks = await asyncio.to_thread(self.chunk, page)
+        if not chunks:
+            raise ExtractError(f"The page at {url} has no text to index after extraction")
+        watch.lap("chunk")
+        await self._report(progress, 2, f"embedding {len(chunks)} chunks")
+        known = await self.store.chunk_vectors(existing.id) if existing is not None else {}
+        todo = [c for c in chunks if c.content_hash not in known]
+        fresh = await self.embedder.embed_documents([c.embed_text for c in todo])
+        by_hash = {**known, **{c.content_hash: v for c, v in zip(todo, fresh, strict=True)}}
+        vectors = [by_hash[c.content_hash] for c in chunks]
+        watch.lap("embed")
+        await self._report(progress, 3, "storing")
+        page_id = await self.store.replace_page(collection, record, chunks, vectors)
+        watch.lap("store")
+        self.metrics.chunks_generated.inc(len(chunks))
+        self.metrics.chunks_reused.inc(len(chunks) - len(todo))
+        await self._report(progress, 4, "done")
+        return IndexOutcome(
+            page_id, key, page.title, len(chunks), False, collection, len(chunks) - len(todo), watch.total()
+        )
+
+    # --- search -------------------------------------------------------------------------------------------------
+
+    def default_mode(self) -> SearchMode:
+        """Hybrid unless ENABLE_HYBRID_SEARCH=false."""
+        return "hybrid" if self.settings.enable_hybrid_search else "dense"
+
+    def validate_query(self, query: str, k: int | None, max_chars: int | None) -> tuple[str, int, int]:
+        """Check and normalise search arguments, with messages that say what to change."""
+        query = (query or "").strip()
+        if not query:
+            raise InvalidInputError("The query is empty: describe what you are looking for in a few words")
+        if len(query) > self.settings.max_query_chars:
+            raise InvalidInputError(
+                f"The query is {len(query)} characters long; the limit is {self.settings.max_query_chars}. "
+                "Shorten it to the key terms or question"
+            )
+        k = self.settings.rerank_final_k if k is None else k
+        if not 1 <= k <= MAX_K:
+            raise InvalidInputError(f"k must be between 1 and {MAX_K} (got {k})")
+        max_chars = self.settings.search_max_chars if max_chars is None else max_chars
+        if not 200 <= max_chars <= 200_000:
+            raise InvalidInputError(f"max_chars must be between 200 and 200000 (got {max_chars})")
+        return query, k, max_chars
+
+    async def search(
+        self,
+        query: str,
+        k: int | None = None,
+        collection: str | None = None,
+        url_prefix: str | None = None,
+        mode: SearchMode | None = None,
+        max_chars: int | None = None,
+    ) -> SearchOutcome:
+        """Hybrid search: dense and lexical candidates, fused by weighted RRF, deduplicated and trimmed to a budget."""
+        query, k, max_chars = self.validate_query(query, k, max_chars)
+        mode = mode or self.default_mode()
+        if mode not in ("hybrid", "dense", "lexical"):
+            raise InvalidInputError(f"mode must be 'hybrid', 'dense' or 'lexical' (got {mode!r})")
+        where = SearchFilter(
+            collection=validate_collection(collection) if collection else None, url_prefix=url_prefix or None
+        )
+        started = time.perf_counter()
+        try:
+            outcome = await self._search(query, k, where, mode, max_chars)
+        except Exception:
+            self.metrics.queries.labels(mode, "error").inc()
+            raise
+        elapsed = time.perf_counter() - started
+        self.metrics.queries.labels(mode, "ok").inc()
+        self.metrics.query_duration.labels(mode).observe(elapsed)
+        return outcome
+
+    async def _dense_leg(self, query: str, n: int, where: SearchFilter) -> list[tuple[int, float]]:
+        vector = await self.embedder.embed_query(query)
+        return await self.store.dense_candidates(vector, n, where)
+
+    async def _search(self, query: str, k: int, where: SearchFilter, mode: SearchMode, max_chars: int) -> SearchOutcome:
+        started = time.perf_counter()
+        n = max(self.settings.rerank_initial_k, k)
+        legs: dict[str, asyncio.Task[list[tuple[int, float]]]] = {}
+        async with asyncio.TaskGroup() as tg:
+            if mode in ("hybrid", "dense"):
+                legs["dense"] = tg.create_task(self._dense_leg(query, n, where))
+            if mode in ("hybrid", "lexical"):
+                legs["lexical"] = tg.create_task(self.store.lexical_candidates(query, n, where))
+        results = {name: task.result() for name, task in legs.items()}
+        weights = {"dense": self.settings.fusion_weight_dense, "lexical": self.settings.fusion_weight_lexical}
+        fused = reciprocal_rank_fusion(results, weights, self.settings.rrf_k)
+        # Fetch a few extra in case duplicates (same chunk text on several URLs) are dropped.
+        rows = await self.store.get_chunks([f.chunk_id for f in fused[: k * 3]])
+        hits: list[Hit] = []
+        seen_text: set[str] = set()
+        for f in fused:
+            row = rows.get(f.chunk_id)
+            if row is None or row.content_hash in seen_text:
+                continue
+            seen_text.add(row.content_hash)
+            hits.append(
+                Hit(
+                    chunk_id=row.id, page_id=row.page_id, url=row.url, title=row.title,
+                    section_path=row.section_path, anchor=row.anchor, text=row.text, score=f.score,
+                    legs=f.legs, collection=row.collection,
+                )
+            )  # fmt: skip
+            if len(hits) == k:
+                break
+        # Fewer useful snippets beat many useless ones: keep only as many hits as the budget can show meaningfully.
+        found = len(hits)
+        hits = hits[: max(1, max_chars // MIN_SNIPPET_CHARS)]
+        allowances = share_budget([len(h.text) for h in hits], max_chars, MIN_SNIPPET_CHARS)
+        truncated = len(hits) < found or any(a < len(h.text) for a, h in zip(allowances, hits, strict=True))
+        trimmed = tuple(
+            Hit(**{**h.__dict__, "text": trim_text(h.text, a)}) for h, a in zip(hits, allowances, strict=True)
+        )
+        return SearchOutcome(
+            query=query,
+            mode=mode,
+            hits=trimmed,
+            legs_used=tuple(results),
+            took_ms=round((time.perf_counter() - started) * 1000, 2),
+            truncated=truncated,
+        )

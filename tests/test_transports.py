@@ -1,0 +1,171 @@
+"""The real server process over every transport: streamable HTTP, legacy SSE, stdio, and the MCP Inspector CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.sse import sse_client
+
+from mcp_web_ingest.runtime import Runtime
+
+from .conftest import free_port
+
+CLI = str(Path(sys.executable).parent / "mcp-web-ingest")
+
+
+def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment of a server subprocess sharing the session's embedded database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MCP_", "EMBEDDING_"))}
+    env.update(DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", LOG_LEVEL="WARNING", **extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+async def http_server(data_dir: Path, runtime: Runtime) -> AsyncIterator[str]:
+    """`mcp-web-ingest serve` as a real process on a free port; yields its base URL."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        CLI, "serve", "--port", str(port), env=server_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as s:
+            for _ in range(240):
+                if proc.returncode is not None:
+                    err = await proc.stderr.read() if proc.stderr else b""
+                    pytest.fail(f"server exited early: {err.decode()[-2000:]}")
+                try:
+                    async with s.get(base + "/health") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.25)
+            else:
+                pytest.fail("server did not become healthy within 60 s")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
+            proc.kill()
+
+
+async def test_health_and_metrics_endpoints(http_server: str) -> None:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(http_server + "/health") as r:
+            assert r.status == 200 and r.content_type == "application/json"
+            body = await r.json()
+        assert body["status"] == "ok" and body["components"]["database"]["status"] == "ok"
+        assert "conninfo" not in json.dumps(body) and "password" not in json.dumps(body)
+        async with s.get(http_server + "/metrics") as r:
+            assert r.status == 200
+            text = await r.text()
+        assert "web_index_duration_seconds_bucket" in text and "web_query_duration_seconds" in text
+
+
+async def test_streamable_http_index_and_search(clean: Runtime, http_server: str, site_url: str) -> None:
+    async with Client(http_server + "/mcp") as client:
+        res = await client.call_tool("index_web_page", {"url": f"{site_url}/guide/install.html"})
+        assert not res.is_error, res.content
+        res = await client.call_tool("search", {"query": "what to do about a self-test checksum mismatch", "k": 3})
+        hit = res.structured_content["results"][0]
+        assert hit["url"] == f"{site_url}/guide/install.html"
+        assert hit["deep_link"] == f"{site_url}/guide/install.html#verifying"
+    async with aiohttp.ClientSession() as s, s.get(http_server + "/metrics") as r:
+        text = await r.text()
+    assert 'web_pages_indexed_total{outcome="indexed"} 1.0' in text
+
+
+async def test_legacy_sse_transport(clean: Runtime, http_server: str, site_url: str) -> None:
+    async with Client(sse_client(http_server + "/sse"), mode="legacy") as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert {"index_web_page", "search", "health"} <= tools
+        await client.call_tool("index_web_page", {"url": f"{site_url}/guide/config.html"})
+        res = await client.call_tool("search", {"query": "compaction snapshots", "k": 2})
+        assert res.structured_content["results"][0]["url"].endswith("/guide/config.html")
+
+
+async def test_wrong_host_header_is_rejected(http_server: str) -> None:
+    """DNS-rebinding protection: a request naming a foreign Host must not reach the MCP endpoint."""
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            http_server + "/mcp", headers={"Host": "evil.example", "Content-Type": "application/json"}, data="{}"
+        ) as r,
+    ):
+        assert r.status in (400, 403, 421)
+
+
+async def test_stdio_transport(clean: Runtime, data_dir: Path, site_url: str) -> None:
+    params = StdioServerParameters(command=CLI, args=["serve", "--transport", "stdio"], env=server_env(data_dir))
+    async with Client(params, mode="legacy") as client:
+        res = await client.call_tool("index_web_page", {"url": f"{site_url}/guide/install.html"})
+        assert not res.is_error, res.content
+        res = await client.call_tool("search", {"query": "build from source prerequisites zlib", "k": 3})
+        assert res.structured_content["results"][0]["deep_link"].endswith("#source-prerequisites")
+
+
+def _inspector() -> list[str]:
+    exe = shutil.which("mcp-inspector")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("the MCP Inspector CLI is not installed (make node-tools)")
+        pytest.skip("the MCP Inspector CLI is not installed (make node-tools)")
+    return [exe, "--cli"]
+
+
+async def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, stdin=subprocess.DEVNULL
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 180)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_inspector_cli_over_http(clean: Runtime, http_server: str, site_url: str) -> None:
+    base = [*_inspector(), http_server + "/mcp"]
+    rc, out, err = await _run([*base, "--method", "tools/list"])
+    assert rc == 0, err
+    names = {t["name"] for t in json.loads(out)["tools"]}
+    assert {"index_web_page", "search", "health"} <= names
+    page = f"{site_url}/guide/config.html"
+    rc, out, err = await _run(
+        [*base, "--method", "tools/call", "--tool-name", "index_web_page", "--tool-arg", f"url={page}"]
+    )
+    assert rc == 0, err + out
+    rc, out, err = await _run(
+        [*base, "--method", "tools/call", "--tool-name", "search", "--tool-arg", "query=retention file format"]
+    )
+    assert rc == 0, err
+    result = json.loads(out)["structuredContent"]["results"][0]
+    assert result["url"] == page and result["deep_link"].startswith(page + "#") and result["section"]
+
+
+async def test_inspector_cli_over_stdio(clean: Runtime, data_dir: Path, site_url: str) -> None:
+    env_args: list[str] = []
+    for key, value in server_env(data_dir).items():
+        if key in ("DATA_DIR", "HF_HUB_OFFLINE", "LOG_LEVEL", "XDG_RUNTIME_DIR"):
+            env_args += ["-e", f"{key}={value}"]
+    # Options first, then `--`: the Inspector would otherwise take our `--transport` for its own.
+    base = [*_inspector(), *env_args]
+    server = ["--", CLI, "serve", "--transport", "stdio"]
+    rc, out, err = await _run([*base, "--method", "tools/list", *server])
+    assert rc == 0, err
+    assert "search" in {t["name"] for t in json.loads(out)["tools"]}
+    await clean.pipeline.index_page(f"{site_url}/guide/install.html")
+    call = ["--method", "tools/call", "--tool-name", "search", "--tool-arg", "query=upgrade froobnicator"]
+    rc, out, err = await _run([*base, *call, *server])
+    assert rc == 0, err
+    assert json.loads(out)["structuredContent"]["results"][0]["url"].endswith("/guide/install.html")
