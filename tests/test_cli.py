@@ -1,0 +1,78 @@
+"""The command line, run in-process against the session's embedded database.
+
+`main` runs in a worker thread (it calls asyncio.run), so the test site on the session loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from mcp_web_ingest import __version__
+from mcp_web_ingest.cli import main as cli_main
+from mcp_web_ingest.runtime import Runtime
+
+
+async def main(argv: list[str]) -> int:
+    """Run the CLI in a thread, as a user would from a shell."""
+    return await asyncio.to_thread(cli_main, argv)
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path, clean: Runtime) -> None:
+    """Point the CLI at the session database (and away from any developer .env)."""
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    monkeypatch.chdir(data_dir)
+
+
+async def test_index_search_health_migrate(cli_env: None, site_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert await main(["index", f"{site_url}/guide/install.html"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"indexed: {site_url}/guide/install.html") and "chunks:" in out
+
+    assert await main(["index", f"{site_url}/guide/install.html", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unchanged"] is True
+
+    assert await main(["search", "corporate proxy", "--k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "results for 'corporate proxy'" in out and f"{site_url}/guide/install.html#pip-behind-a-proxy" in out
+
+    assert await main(["search", "corporate proxy", "--mode", "lexical", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["mode"] == "lexical" and data["results"][0]["legs"][0]["leg"] == "lexical"
+
+    assert await main(["health"]) == 0
+    out = capsys.readouterr().out
+    assert "status: ok" in out and "pages: 1" in out
+    assert await main(["health", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == __version__
+
+    assert await main(["migrate", "status"]) == 0
+    assert "applied  0001_initial" in capsys.readouterr().out
+    assert await main(["migrate", "up"]) == 0
+    assert "nothing to apply" in capsys.readouterr().out
+
+
+async def test_errors_exit_2_with_a_message(cli_env: None, site_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert await main(["index", "notaurl"]) == 2
+    assert "error: URL must be absolute" in capsys.readouterr().err
+    assert await main(["index", f"{site_url}/status/404"]) == 2
+    assert "404" in capsys.readouterr().err
+    assert await main(["search", ""]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_bad_configuration_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MCP_PORT", "not-a-port")
+    assert cli_main(["health"]) == 2
+    assert "MCP_PORT" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli_main(["--version"])
+    assert __version__ in capsys.readouterr().out
