@@ -16,6 +16,7 @@ from .db import Database, redact_conninfo
 from .embed import Embedder, make_embedder
 from .errors import WebIngestError
 from .fetch import HttpFetcher
+from .legacy import LegacyPipeline
 from .metrics import Metrics
 from .migrate import migrate_up
 from .pipeline import Pipeline, UnifiedPipeline
@@ -28,6 +29,8 @@ def make_pipeline(
     settings: Settings, fetcher: HttpFetcher, embedder: Embedder, store: PostgresStore, metrics: Metrics
 ) -> Pipeline:
     """The one place where USE_UNIFIED_PIPELINE picks the pipeline."""
+    if not settings.use_unified_pipeline:
+        return LegacyPipeline(settings, fetcher, embedder, store, metrics)
     return UnifiedPipeline(settings, fetcher, embedder, store, metrics)
 
 

@@ -78,6 +78,7 @@ class SearchResult(BaseModel):
     legs_used: list[str]
     took_ms: float
     truncated: bool = Field(description="True when result texts were trimmed to fit max_chars")
+    notes: list[str] = Field(default_factory=list, description="Caveats about how this search was served")
     results: list[SearchHitOut]
 
 
@@ -108,6 +109,7 @@ def search_result(o: SearchOutcome) -> SearchResult:
         legs_used=list(o.legs_used),
         took_ms=o.took_ms,
         truncated=o.truncated,
+        notes=list(o.notes),
         results=[
             SearchHitOut(
                 rank=i,
