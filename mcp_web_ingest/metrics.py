@@ -39,6 +39,13 @@ class Metrics:
         self.fetches = Counter(
             "web_fetch", "HTTP fetches by status class (2xx, 3xx, 4xx, 5xx, error)", ["status_class"], registry=r
         )
+        self.crawl4ai_fetches = Counter(
+            "web_crawl4ai_fetches",
+            "Fetches through Crawl4AI by outcome (success, fallback, failed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.crawl_jobs_running = Gauge("web_crawl_jobs_running", "Crawl jobs this process is running", registry=r)
         self.pages_stored = Gauge("web_pages_stored", "Pages in the store (updated on health checks)", registry=r)
         self.chunks_stored = Gauge("web_chunks_stored", "Chunks in the store (updated on health checks)", registry=r)
 

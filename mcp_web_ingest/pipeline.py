@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from .extract import extract_page
 from .fetch import Fetcher
 from .fusion import reciprocal_rank_fusion, share_budget, trim_text
 from .metrics import Metrics
-from .models import Chunk, ExtractedPage, Hit
+from .models import Chunk, ExtractedPage, FetchedPage, Hit
 from .store import PageRecord, PostgresStore, SearchFilter, validate_collection
 from .urls import normalize_url, validate_url
 
@@ -38,6 +39,10 @@ class IndexOutcome:
     collection: str
     reused_vectors: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    change: Literal["added", "changed", "unchanged", "duplicate", "canonical"] = "added"
+    links: tuple[str, ...] = ()  # outgoing links of the page (absolute, normalised), for crawling
+    duplicate_of: str | None = None  # the identical (or canonical) page's URL when nothing was stored
+    canonical_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,13 @@ class Pipeline(Protocol):
     name: str
 
     async def index_page(
-        self, url: str, collection: str | None = None, progress: ProgressFn | None = None
+        self,
+        url: str,
+        collection: str | None = None,
+        progress: ProgressFn | None = None,
+        *,
+        force: bool = False,
+        skip_duplicates: bool = False,
     ) -> IndexOutcome:
         """Fetch, extract, chunk, embed and store one page."""
         ...
@@ -75,6 +86,14 @@ class Pipeline(Protocol):
     ) -> SearchOutcome:
         """Find the chunks that best answer a query."""
         ...
+
+
+def _extract_with_links(fetched: FetchedPage) -> tuple[ExtractedPage, tuple[str, ...]]:
+    """The page's content and its outgoing links, from one pass off the event loop."""
+    from .discover import extract_links  # the crawler's link finder; imported here to keep start-up light
+
+    page = extract_page(fetched.text, fetched.final_url)
+    return page, tuple(extract_links(fetched.text, fetched.final_url))
 
 
 class _Stopwatch:
@@ -113,15 +132,25 @@ class UnifiedPipeline:
         return chunk_page(page, self.settings.chunk_max_tokens, self.settings.chunk_overlap_tokens)
 
     async def index_page(
-        self, url: str, collection: str | None = None, progress: ProgressFn | None = None
+        self,
+        url: str,
+        collection: str | None = None,
+        progress: ProgressFn | None = None,
+        *,
+        force: bool = False,
+        skip_duplicates: bool = False,
     ) -> IndexOutcome:
-        """Index one page; an unchanged page (same content hash) is not embedded again."""
+        """Index one page; an unchanged page (304, or the same content hash) is not embedded again.
+
+        force: fetch unconditionally and re-chunk even when the content is unchanged.
+        skip_duplicates: do not store a page whose content is identical to another page of the collection.
+        """
         collection = validate_collection(collection)
         url = normalize_url(validate_url(url))
         watch = _Stopwatch()
         started = time.perf_counter()
         try:
-            outcome = await self._index(url, collection, watch, progress)
+            outcome = await self._index(url, collection, watch, progress, force, skip_duplicates)
         except WebIngestError:
             self.metrics.pages_indexed.labels("failed").inc()
             raise
@@ -133,18 +162,56 @@ class UnifiedPipeline:
         if progress is not None:
             await progress(step, 4, message)
 
-    async def _index(self, url: str, collection: str, watch: _Stopwatch, progress: ProgressFn | None) -> IndexOutcome:
+    async def _index(
+        self,
+        url: str,
+        collection: str,
+        watch: _Stopwatch,
+        progress: ProgressFn | None,
+        force: bool,
+        skip_duplicates: bool,
+    ) -> IndexOutcome:
         await self._report(progress, 0, f"fetching {url}")
+        previous = None if force else await self.store.get_page(collection, url)
         try:
-            fetched = await self.fetcher.fetch(url)
+            if previous is not None:
+                fetched = await self.fetcher.fetch(url, etag=previous.etag, last_modified=previous.last_modified)
+            else:
+                fetched = await self.fetcher.fetch(url)
         except FetchError as exc:
             self.metrics.observe_fetch(exc.status)
             raise
         self.metrics.observe_fetch(fetched.status)
         watch.lap("fetch")
+        if fetched.status == 304 and previous is not None:
+            await self.store.touch_page(previous.id, fetched.etag, fetched.last_modified, 304, fetched.final_url)
+            return IndexOutcome(
+                previous.id,
+                previous.url,
+                previous.title,
+                previous.chunk_count,
+                True,
+                collection,
+                timings_ms=watch.total(),
+                change="unchanged",
+                links=(),
+            )
+        return await self.index_fetched(fetched, collection, watch, progress, force, skip_duplicates)
+
+    async def index_fetched(
+        self,
+        fetched: FetchedPage,
+        collection: str,
+        watch: _Stopwatch | None = None,
+        progress: ProgressFn | None = None,
+        force: bool = False,
+        skip_duplicates: bool = False,
+    ) -> IndexOutcome:
+        """Extract, chunk, embed and store a page that has already been fetched."""
+        watch = watch or _Stopwatch()
         await self._report(progress, 1, "extracting")
         # Parsing a large page takes tens of milliseconds of pure CPU: keep it off the event loop.
-        page = await asyncio.to_thread(extract_page, fetched.text, fetched.final_url)
+        page, links = await asyncio.to_thread(_extract_with_links, fetched)
         watch.lap("extract")
         key = normalize_url(fetched.final_url)
         record = PageRecord(
@@ -161,15 +228,60 @@ class UnifiedPipeline:
             http_status=fetched.status,
         )
         existing = await self.store.get_page(collection, key)
-        if existing is not None and existing.content_hash == record.content_hash:
-            await self.store.touch_page(existing.id, record)
+        if existing is not None and existing.content_hash == record.content_hash and not force:
+            await self.store.touch_page(
+                existing.id, fetched.etag, fetched.last_modified, fetched.status, fetched.final_url
+            )
             watch.lap("store")
             return IndexOutcome(
-                existing.id, key, existing.title, existing.chunk_count, True, collection, timings_ms=watch.total()
+                existing.id,
+                key,
+                existing.title,
+                existing.chunk_count,
+                True,
+                collection,
+                timings_ms=watch.total(),
+                change="unchanged",
+                links=links,
+                canonical_url=page.canonical_url,
             )
+        if skip_duplicates and existing is None and page.canonical_url:
+            # Crawls index a page under its canonical URL only: the canonical one is fetched on its own.
+            with contextlib.suppress(WebIngestError):
+                canonical = normalize_url(page.canonical_url)
+                if canonical != key:
+                    return IndexOutcome(
+                        0,
+                        key,
+                        page.title,
+                        0,
+                        True,
+                        collection,
+                        timings_ms=watch.total(),
+                        change="canonical",
+                        links=links,
+                        duplicate_of=canonical,
+                        canonical_url=canonical,
+                    )
+        if skip_duplicates and existing is None:
+            twin = await self.store.find_page_by_hash(collection, record.content_hash, exclude_url=key)
+            if twin is not None:
+                return IndexOutcome(
+                    twin.id,
+                    key,
+                    twin.title,
+                    0,
+                    True,
+                    collection,
+                    timings_ms=watch.total(),
+                    change="duplicate",
+                    links=links,
+                    duplicate_of=twin.url,
+                    canonical_url=page.canonical_url,
+                )
         chunks = await asyncio.to_thread(self.chunk, page)
         if not chunks:
-            raise ExtractError(f"The page at {url} has no text to index after extraction")
+            raise ExtractError(f"The page at {key} has no text to index after extraction")
         watch.lap("chunk")
         await self._report(progress, 2, f"embedding {len(chunks)} chunks")
         known = await self.store.chunk_vectors(existing.id) if existing is not None else {}
@@ -185,7 +297,17 @@ class UnifiedPipeline:
         self.metrics.chunks_reused.inc(len(chunks) - len(todo))
         await self._report(progress, 4, "done")
         return IndexOutcome(
-            page_id, key, page.title, len(chunks), False, collection, len(chunks) - len(todo), watch.total()
+            page_id,
+            key,
+            page.title,
+            len(chunks),
+            False,
+            collection,
+            len(chunks) - len(todo),
+            watch.total(),
+            change="added" if existing is None else "changed",
+            links=links,
+            canonical_url=page.canonical_url,
         )
 
     # --- search -------------------------------------------------------------------------------------------------

@@ -12,10 +12,12 @@ import aiohttp
 
 from . import __version__
 from .config import Settings
+from .crawl import CrawlManager
 from .db import Database, redact_conninfo
 from .embed import Embedder, make_embedder
 from .errors import WebIngestError
-from .fetch import HttpFetcher
+from .fetch import Fetcher, HttpFetcher
+from .jobs import JobStore
 from .legacy import LegacyPipeline
 from .metrics import Metrics
 from .migrate import migrate_up
@@ -25,8 +27,18 @@ from .store import PostgresStore
 log = logging.getLogger(__name__)
 
 
+def make_fetcher(settings: Settings, metrics: Metrics) -> Fetcher:
+    """The built-in fetcher, behind the Crawl4AI service when CRAWL4AI_URL is set (falling back to it)."""
+    direct = HttpFetcher(settings)
+    if not settings.crawl4ai_url:
+        return direct
+    from .crawl4ai_client import Crawl4AIFetcher
+
+    return Crawl4AIFetcher(settings, direct, on_outcome=lambda o: metrics.crawl4ai_fetches.labels(o).inc())
+
+
 def make_pipeline(
-    settings: Settings, fetcher: HttpFetcher, embedder: Embedder, store: PostgresStore, metrics: Metrics
+    settings: Settings, fetcher: Fetcher, embedder: Embedder, store: PostgresStore, metrics: Metrics
 ) -> Pipeline:
     """The one place where USE_UNIFIED_PIPELINE picks the pipeline."""
     if not settings.use_unified_pipeline:
@@ -43,13 +55,18 @@ class Runtime:
         self.db = Database(settings)
         self.store = PostgresStore(self.db)
         self.embedder: Embedder = make_embedder(settings, self.metrics.embedding_batch_duration.observe)
-        self.fetcher = HttpFetcher(settings)
+        self.fetcher = make_fetcher(settings, self.metrics)
         self.pipeline: Pipeline = make_pipeline(settings, self.fetcher, self.embedder, self.store, self.metrics)
+        self.jobs = JobStore(self.db)
+        self.crawler = CrawlManager(settings, self.store, self.jobs, self.pipeline, self.metrics)
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, settings: Settings) -> AsyncIterator[Runtime]:
-        """Start the database (embedded or external), apply migrations, check the embedding space, start models."""
+    async def open(cls, settings: Settings, *, resume_jobs: bool = True) -> AsyncIterator[Runtime]:
+        """Start the database (embedded or external), apply migrations, check the embedding space, start models.
+
+        resume_jobs: pick up crawl jobs whose runner died (servers do; one-shot CLI commands need not).
+        """
         rt = cls(settings)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(rt.db.aclose)
@@ -62,6 +79,10 @@ class Runtime:
             await rt.embedder.start()
             await rt.store.ensure_embedding_space(rt.embedder.model_name, rt.embedder.dimension)
             stack.push_async_callback(rt.fetcher.aclose)
+            stack.push_async_callback(rt.crawler.aclose)
+            resumed = await rt.crawler.resume_orphans() if resume_jobs else []
+            if resumed:
+                log.info("resuming crawl jobs: %s", ", ".join(resumed))
             log.info(
                 "ready: pipeline=%s database=%s embedder=%s",
                 rt.pipeline.name,
@@ -92,14 +113,17 @@ class Runtime:
         except WebIngestError as exc:
             components["database"] = {"status": "error", "embedded": self.db.embedded, "detail": str(exc)}
         components["embedder"] = await self.embedder.health()
-        optional = {"splade": self.settings.splade_url, "reranker": self.settings.reranker_url,
-                    "crawl4ai": self.settings.crawl4ai_url}  # fmt: skip
+        optional = {"splade": self.settings.splade_url, "reranker": self.settings.reranker_url}
         for name, url in optional.items():
             if url:
                 # Reachability only: these services are not wired into this version's pipeline yet.
                 components[name] = {**await self._probe_service(url), "used_by_pipeline": False}
+        fetcher_health = getattr(self.fetcher, "health", None)
+        if fetcher_health is not None:  # the Crawl4AI client: degraded while it falls back to the built-in fetcher
+            components["crawl4ai"] = fetcher_health()
+            optional["crawl4ai"] = self.settings.crawl4ai_url
         core_bad = any(components[c]["status"] == "error" for c in ("database", "embedder"))
-        optional_bad = any(components[c]["status"] == "error" for c in optional if c in components)
+        optional_bad = any(components[c]["status"] != "ok" for c in optional if c in components)
         status = "error" if core_bad else ("degraded" if optional_bad else "ok")
         return {
             "status": status,

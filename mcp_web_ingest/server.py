@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,113 +18,40 @@ from starlette.routing import Mount, Route
 
 from . import __version__
 from .config import Settings
-from .errors import WebIngestError
-from .pipeline import MAX_K, IndexOutcome, SearchOutcome
+from .crawl import CrawlStatus
+from .errors import InvalidInputError, WebIngestError
+from .jobs import CrawlParams
+from .pipeline import MAX_K
 from .runtime import Runtime, RuntimeHolder
+from .schemas import (
+    CrawlJobResult,
+    DeleteResult,
+    HealthResult,
+    IndexResult,
+    SearchResult,
+    SourcesResult,
+    crawl_index_result,
+    job_result,
+    page_index_result,
+    search_result,
+    sources_result,
+)
+from .store import validate_collection
 
 log = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
-Index web pages, then search them. Call `index_web_page` with a page URL to add (or refresh) it; then call
-`search` with a natural-language question or exact API names. Results cite the page URL and a deep link to the
-nearest heading; quote them when you answer. Use `collection` to keep separate sets of pages apart."""
+Index web pages or whole documentation sites, then search them. Call `index_web_page` with a URL to add (or
+refresh) one page; give `max_depth`/`max_pages` to crawl a site (it runs as a background job: follow it with
+`crawl_status`). Then call `search` with a natural-language question or exact API names. Results cite the page URL
+and a deep link to the nearest heading; quote them when you answer. Use `collection` to keep sets of pages apart;
+`list_sources`, `refresh_source` and `delete_source` manage what is indexed."""
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
 
-# --- structured outputs ---------------------------------------------------------------------------------------
-
-
-class IndexResult(BaseModel):
-    """Outcome of indexing one page."""
-
-    page_id: int = Field(description="Id of the stored page")
-    url: str = Field(description="The page's normalised URL (after redirects)")
-    title: str
-    collection: str
-    chunks: int = Field(description="Number of searchable chunks stored for the page")
-    unchanged: bool = Field(
-        description="True when the content was identical to the stored version (nothing re-embedded)"
-    )
-    reused_vectors: int = Field(description="Chunks whose embedding was reused from the previous version")
-    timings_ms: dict[str, float] = Field(description="Milliseconds spent per stage")
-
-
-class LegOut(BaseModel):
-    """What one retrieval leg said of a result."""
-
-    leg: str = Field(description="dense (semantic) or lexical (full-text)")
-    rank: int = Field(description="1-based rank the leg gave the chunk")
-    score: float = Field(description="The leg's raw score")
-
-
-class SearchHitOut(BaseModel):
-    """One result, sized for a model's context."""
-
-    rank: int
-    url: str
-    deep_link: str = Field(description="URL with the fragment of the nearest heading; cite this")
-    title: str = Field(description="Page title")
-    section: str = Field(description="Section path: Page title › Heading › Subheading")
-    text: str = Field(description="The matching chunk in markdown (trimmed to the budget)")
-    score: float = Field(description="Fused reciprocal-rank score; higher is better")
-    legs: list[LegOut] = Field(description="Ranks each retrieval leg gave this chunk")
-    collection: str
-
-
-class SearchResult(BaseModel):
-    """Results of a search."""
-
-    query: str
-    mode: str
-    legs_used: list[str]
-    took_ms: float
-    truncated: bool = Field(description="True when result texts were trimmed to fit max_chars")
-    notes: list[str] = Field(default_factory=list, description="Caveats about how this search was served")
-    results: list[SearchHitOut]
-
-
-class HealthResult(BaseModel):
-    """Component status, counts and configuration of the server."""
-
-    status: Literal["ok", "degraded", "error"]
-    version: str
-    pipeline: str
-    components: dict[str, Any]
-    counts: dict[str, int]
-    embedding: dict[str, Any]
-
-
-def index_result(o: IndexOutcome) -> IndexResult:
-    """Tool output for an IndexOutcome."""
-    return IndexResult(
-        page_id=o.page_id, url=o.url, title=o.title, collection=o.collection, chunks=o.chunk_count,
-        unchanged=o.unchanged, reused_vectors=o.reused_vectors, timings_ms=o.timings_ms,
-    )  # fmt: skip
-
-
-def search_result(o: SearchOutcome) -> SearchResult:
-    """Tool output for a SearchOutcome."""
-    return SearchResult(
-        query=o.query,
-        mode=o.mode,
-        legs_used=list(o.legs_used),
-        took_ms=o.took_ms,
-        truncated=o.truncated,
-        notes=list(o.notes),
-        results=[
-            SearchHitOut(
-                rank=i,
-                url=h.url,
-                deep_link=h.deep_link,
-                title=h.title,
-                section=" › ".join(h.section_path),
-                text=h.text,
-                score=round(h.score, 6),
-                collection=h.collection,
-                legs=[LegOut(leg=leg.leg, rank=leg.rank, score=round(leg.score, 6)) for leg in h.legs],
-            )
-            for i, h in enumerate(o.hits, start=1)
-        ],
-    )
+def _tool_error(exc: WebIngestError) -> ToolError:
+    return ToolError(str(exc))
 
 
 # --- server -------------------------------------------------------------------------------------------------
@@ -151,36 +78,174 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
     def runtime_of(ctx: Context) -> Runtime:
         return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
 
+    async def report(ctx: Context, status: CrawlStatus) -> None:
+        total = status.counts["discovered"] or None
+        await ctx.report_progress(status.counts["fetched"] + status.counts["skipped"], total, status.summary())
+
     @mcp.tool(
-        title="Index a web page",
+        title="Index a web page or crawl a site",
         description=(
-            "Fetch one web page (http/https), extract its main content as markdown (code blocks and headings kept), "
-            "split it into sections, embed them and store them so `search` can find them. Re-indexing an unchanged "
-            "page is cheap (nothing is re-embedded); a changed page replaces its old version. Returns the page id, "
-            "title and number of chunks. Fails with a clear message for unreachable hosts, HTTP errors, non-HTML "
-            "content or over-size pages; nothing is stored then."
+            "Fetch a web page (http/https), extract its main content as markdown (code blocks and headings kept), "
+            "split it into sections, embed and store them so `search` can find them. With the defaults one page is "
+            "indexed and the result comes back directly. Give max_depth > 0 or max_pages > 1 to crawl a site: links, "
+            "sitemap.xml and llms.txt are followed within scope, robots.txt is respected, and the crawl runs as a "
+            "persisted background job; this call waits up to wait_seconds, sending progress, then returns the "
+            "finished summary or the job id to follow with crawl_status. Re-indexing is incremental: unchanged pages "
+            "(HTTP 304 or same content) are not re-embedded. Errors (unreachable host, HTTP errors, non-HTML, "
+            "over-size) come back as clear messages; nothing half-stored."
         ),
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
         ),
     )
     async def index_web_page(
-        url: Annotated[str, Field(description="Absolute http:// or https:// URL of the page to index")],
+        url: Annotated[str, Field(description="Absolute http:// or https:// URL of the page (or crawl start page)")],
         ctx: Context,
+        max_depth: Annotated[int, Field(description="Link levels to follow from the start page (0 = just it)")] = 0,
+        max_pages: Annotated[int, Field(description="Most pages the crawl visits (1 = just the start page)")] = 1,
+        include: Annotated[
+            list[str] | None, Field(description="Regexes: only crawl URLs matching one (overrides default exclusions)")
+        ] = None,
+        exclude: Annotated[list[str] | None, Field(description="Regexes: never crawl URLs matching one")] = None,
+        scope: Annotated[
+            Literal["path", "host", "domain"],
+            Field(description="path: under the start URL's directory (default); host: same host; domain: same site"),
+        ] = "path",
+        use_sitemap: Annotated[bool, Field(description="Also discover pages from sitemap.xml and llms.txt")] = True,
+        respect_robots: Annotated[bool, Field(description="Obey robots.txt (on by default)")] = True,
+        force: Annotated[bool, Field(description="Re-fetch and re-chunk even pages that did not change")] = False,
+        wait_seconds: Annotated[
+            float, Field(description="Crawls: how long to wait for the job before returning its id (0-300)")
+        ] = 20,
         collection: Annotated[
             str | None,
-            Field(description="Named set of pages to add it to (letters, digits, . _ -); default 'default'"),
+            Field(description="Named set of pages to add to (letters, digits, . _ -); default 'default'"),
         ] = None,
     ) -> IndexResult:
         runtime = runtime_of(ctx)
-
-        async def progress(done: float, total: float | None, message: str | None) -> None:
-            await ctx.report_progress(done, total, message)
-
         try:
-            return index_result(await runtime.pipeline.index_page(url, collection, progress))
+            if not 0 <= wait_seconds <= 300:
+                raise InvalidInputError(f"wait_seconds must be between 0 and 300 (got {wait_seconds})")
+            if max_depth == 0 and max_pages == 1:
+
+                async def progress(done: float, total: float | None, message: str | None) -> None:
+                    await ctx.report_progress(done, total, message)
+
+                outcome = await runtime.pipeline.index_page(url, collection, progress, force=force)
+                return page_index_result(outcome)
+            params = CrawlParams(
+                max_depth=max_depth,
+                max_pages=max_pages,
+                include=tuple(include or ()),
+                exclude=tuple(exclude or ()),
+                scope=scope,
+                use_sitemap=use_sitemap,
+                respect_robots=respect_robots,
+                force=force,
+            )
+            job_id = await runtime.crawler.start(url, params, collection)
+            status = await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s))
+            return crawl_index_result(status)
         except WebIngestError as exc:
-            raise ToolError(str(exc)) from exc
+            raise _tool_error(exc) from exc
+
+    @mcp.tool(
+        title="Crawl job status",
+        description=(
+            "Report a crawl job started by index_web_page or refresh_source: state (queued, running, done, partial, "
+            "failed, cancelled), counts of discovered/indexed/unchanged/failed/skipped pages, pages per second, ETA, "
+            "and the failed URLs with their reasons. Optionally wait up to wait_seconds for it to finish."
+        ),
+        annotations=READ_ONLY,
+    )
+    async def crawl_status(
+        job_id: Annotated[str, Field(description="The job id returned by index_web_page or refresh_source")],
+        ctx: Context,
+        wait_seconds: Annotated[float, Field(description="Wait up to this long for the job to finish (0-300)")] = 0,
+    ) -> CrawlJobResult:
+        runtime = runtime_of(ctx)
+        try:
+            if not 0 <= wait_seconds <= 300:
+                raise InvalidInputError(f"wait_seconds must be between 0 and 300 (got {wait_seconds})")
+            return job_result(await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s)))
+        except WebIngestError as exc:
+            raise _tool_error(exc) from exc
+
+    @mcp.tool(
+        title="Cancel a crawl",
+        description="Stop a running crawl job. Pages already indexed stay searchable.",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    async def cancel_crawl(
+        job_id: Annotated[str, Field(description="The job id returned by index_web_page or refresh_source")],
+        ctx: Context,
+    ) -> CrawlJobResult:
+        try:
+            return job_result(await runtime_of(ctx).crawler.cancel(job_id))
+        except WebIngestError as exc:
+            raise _tool_error(exc) from exc
+
+    @mcp.tool(
+        title="List indexed sources",
+        description=(
+            "List what is indexed, per collection and domain: number of pages and chunks, when it was last crawled, "
+            "and the state of the newest crawl job there."
+        ),
+        annotations=READ_ONLY,
+    )
+    async def list_sources(ctx: Context) -> SourcesResult:
+        return sources_result(await runtime_of(ctx).store.list_sources())
+
+    @mcp.tool(
+        title="Delete indexed pages",
+        description=(
+            "Delete indexed pages with their chunks and vectors: a whole collection, or only one domain or URL "
+            "prefix in it. Cannot be undone (re-index to get them back)."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    async def delete_source(
+        ctx: Context,
+        collection: Annotated[str | None, Field(description="Collection to delete from; default 'default'")] = None,
+        domain: Annotated[str | None, Field(description="Only pages of this host, e.g. docs.python.org")] = None,
+        url_prefix: Annotated[str | None, Field(description="Only pages whose URL starts with this")] = None,
+    ) -> DeleteResult:
+        try:
+            name = validate_collection(collection)
+            deleted = await runtime_of(ctx).store.delete_source(name, domain, url_prefix)
+        except WebIngestError as exc:
+            raise _tool_error(exc) from exc
+        return DeleteResult(collection=name, domain=domain, url_prefix=url_prefix, pages_deleted=deleted)
+
+    @mcp.tool(
+        title="Refresh indexed pages",
+        description=(
+            "Re-crawl the pages already indexed in a collection (optionally only under a URL prefix) with change "
+            "detection: unchanged pages cost a conditional request, changed pages are re-indexed (unchanged chunks "
+            "keep their vectors), pages that now return 404/410 are removed. Runs as a crawl job like index_web_page."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+        ),
+    )
+    async def refresh_source(
+        ctx: Context,
+        collection: Annotated[str | None, Field(description="Collection to refresh; default 'default'")] = None,
+        url_prefix: Annotated[str | None, Field(description="Only pages whose URL starts with this")] = None,
+        wait_seconds: Annotated[float, Field(description="How long to wait before returning the job id (0-300)")] = 20,
+    ) -> CrawlJobResult:
+        runtime = runtime_of(ctx)
+        try:
+            if not 0 <= wait_seconds <= 300:
+                raise InvalidInputError(f"wait_seconds must be between 0 and 300 (got {wait_seconds})")
+            job_id = await runtime.crawler.refresh(collection, url_prefix)
+            return job_result(await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s)))
+        except WebIngestError as exc:
+            raise _tool_error(exc) from exc
 
     @mcp.tool(
         title="Search indexed pages",
@@ -190,9 +255,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             "result gives the page URL, a deep link to the nearest heading, the section path and the matching text, "
             "trimmed so all results fit in `max_chars`. Cite the deep links."
         ),
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
+        annotations=READ_ONLY,
     )
     async def search(
         query: Annotated[str, Field(description="What to look for: a question, keywords or an exact API name")],
@@ -217,7 +280,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         try:
             return search_result(await runtime.pipeline.search(query, k, collection, url_prefix, mode, max_chars))
         except WebIngestError as exc:
-            raise ToolError(str(exc)) from exc
+            raise _tool_error(exc) from exc
 
     @mcp.tool(
         title="Server health",
@@ -225,9 +288,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             "Report the status of each component (database, embedding model, optional services), the pipeline in "
             "use, how many pages and chunks are indexed, the embedding model and its dimension, and the version."
         ),
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
+        annotations=READ_ONLY,
     )
     async def health(ctx: Context) -> HealthResult:
         return HealthResult(**await runtime_of(ctx).health())

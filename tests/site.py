@@ -266,7 +266,11 @@ def _etag_headers(page: dict) -> dict[str, str]:
 
 async def _etag_get(request: web.Request) -> web.Response:
     """GET /etag.html: a page with ETag and Last-Modified; If-None-Match / If-Modified-Since give 304."""
-    page = request.app[_ETAG_PAGE]
+    return _conditional(request, request.app[_ETAG_PAGE], "text/html; charset=utf-8")
+
+
+def _conditional(request: web.Request, page: dict, content_type: str) -> web.Response:
+    """The page {"body", "modified"} with ETag/Last-Modified, or 304 when the request's validators match."""
     headers = _etag_headers(page)
     inm = request.headers.get("If-None-Match")
     if inm is not None:
@@ -278,7 +282,7 @@ async def _etag_get(request: web.Request) -> web.Response:
                 return web.Response(status=304, headers=headers)
         except (TypeError, ValueError):
             pass
-    return web.Response(body=page["body"], headers={**headers, "Content-Type": "text/html; charset=utf-8"})
+    return web.Response(body=page["body"], headers={**headers, "Content-Type": content_type})
 
 
 async def _etag_put(request: web.Request) -> web.Response:
@@ -290,8 +294,189 @@ async def _etag_put(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=_etag_headers(page))
 
 
+# --- /crawl/: a small documentation site for crawl tests (see tests/site_pages/crawl/) --------------------------
+
+# Mutable crawl-site state: {"robots": "ok"|"404"|"500", "pages": {path: {"body": bytes | None, "modified": dt}}}.
+# Tests that change it (PUT/DELETE pages, /_control/robots) on the shared session site must undo it
+# (PUT /_control/reset); tests that need their own copy use serve_site(make_site_app()).
+CRAWL_STATE = web.AppKey("crawl_state", dict)
+CRAWL_DIR = PAGES_DIR / "crawl"
+CRAWL_AGENT = "mcp-web-ingest"
+_CRAWL_MODIFIED = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
+_ROBOTS_TXT = """# robots.txt of the crawl test site
+User-agent: *
+Disallow: /crawl/
+Crawl-delay: 5
+
+User-agent: {agent}
+Disallow: /crawl/private/
+Allow: /crawl/private/public.html
+Crawl-delay: 0.05
+
+Sitemap: {origin}/sitemap_index.xml
+"""
+# Pages of the gzip sitemap with their lastmod; sitemap-only.html is linked from nowhere else.
+_CRAWL_SITEMAP = (
+    ("/crawl/index.html", "2024-03-01"),
+    ("/crawl/install.html", "2024-02-10T08:30:00+00:00"),
+    ("/crawl/usage.html", "2024-02-11"),
+    ("/crawl/config.html", None),
+    ("/crawl/faq.html", "2024-01-05"),
+    ("/crawl/sitemap-only.html", "2024-04-01"),
+)
+_OTHER_SITEMAP = (("/crawl/api/client.html", "2024-01-20"), ("/guide/install.html", None))
+_PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+def _crawl_state() -> dict:
+    return {"robots": "ok", "pages": {}}
+
+
+def _origin(request: web.Request) -> str:
+    return str(request.url.origin())
+
+
+async def _robots(request: web.Request) -> web.Response:
+    """/robots.txt: our agent may crawl /crawl/ except /crawl/private/ (bar public.html); '*' may not; 404/500 modes."""
+    mode = request.app[CRAWL_STATE]["robots"]
+    if mode != "ok":
+        return web.Response(status=int(mode), text=f"robots.txt mode {mode}\n")
+    return web.Response(text=_ROBOTS_TXT.format(agent=CRAWL_AGENT, origin=_origin(request)), content_type="text/plain")
+
+
+async def _control_robots(request: web.Request) -> web.Response:
+    """PUT /_control/robots?mode=ok|404|500: how /robots.txt answers from now on."""
+    mode = request.query.get("mode", "ok")
+    if mode not in ("ok", "404", "500"):
+        return web.Response(status=400, text="mode must be ok, 404 or 500\n")
+    request.app[CRAWL_STATE]["robots"] = mode
+    return web.Response(status=204)
+
+
+async def _control_reset(request: web.Request) -> web.Response:
+    """PUT /_control/reset: robots.txt back to normal, every PUT/DELETE of /crawl/ pages undone."""
+    request.app[CRAWL_STATE].update(_crawl_state())
+    return web.Response(status=204)
+
+
+def _urlset(origin: str, entries: tuple[tuple[str, str | None], ...]) -> bytes:
+    items = "".join(
+        f"<url><loc>{origin}{path}</loc>" + (f"<lastmod>{mod}</lastmod>" if mod else "") + "</url>\n"
+        for path, mod in entries
+    )
+    xmlns = "http://www.sitemaps.org/schemas/sitemap/0.9"
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="{xmlns}">\n{items}</urlset>\n'.encode()
+
+
+async def _sitemap_index(request: web.Request) -> web.Response:
+    """/sitemap_index.xml (and /sitemap.xml): a sitemap index of /sitemaps/crawl.xml.gz and /sitemaps/other.xml."""
+    origin = _origin(request)
+    body = f"""<?xml version="1.0" encoding="UTF-8"?>
+<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+<sitemap><loc>{origin}/sitemaps/crawl.xml.gz</loc><lastmod>2024-04-01</lastmod></sitemap>
+<sitemap><loc>{origin}/sitemaps/other.xml</loc></sitemap>
+</sitemapindex>
+"""
+    return web.Response(text=body, content_type="application/xml")
+
+
+async def _sitemap_crawl_gz(request: web.Request) -> web.Response:
+    """/sitemaps/crawl.xml.gz: a gzip file (application/gzip, no Content-Encoding) of the /crawl/ pages."""
+    return web.Response(body=gzip.compress(_urlset(_origin(request), _CRAWL_SITEMAP)), content_type="application/gzip")
+
+
+async def _sitemap_other(request: web.Request) -> web.Response:
+    """/sitemaps/other.xml: a duplicate /crawl/ page and a page outside /crawl/."""
+    return web.Response(body=_urlset(_origin(request), _OTHER_SITEMAP), content_type="application/xml")
+
+
+async def _crawl_slow(request: web.Request) -> web.Response:
+    """/crawl/slow.html: answers after 1.5 s."""
+    await asyncio.sleep(1.5)
+    return _html(_page("Slow page", "<h1>Slow page</h1><p>The sluggardine notes arrive late.</p>"))
+
+
+async def _crawl_trap(request: web.Request) -> web.Response:
+    """/crawl/trap/N: links to /crawl/trap/N+1, forever."""
+    n = int(request.match_info["n"])
+    return _html(_page(f"List page {n}", f'<h1>List page {n}</h1><p><a href="{n + 1}">Next page</a></p>'))
+
+
+async def _crawl_calendar(request: web.Request) -> web.Response:
+    """/crawl/calendar/YYYY/MM/: a month linking to the next and previous month, forever."""
+    y, m = int(request.match_info["y"]), int(request.match_info["m"])
+    nxt = (y + (m == 12), m % 12 + 1)
+    prv = (y - (m == 1), (m - 2) % 12 + 1)
+    links = " ".join(
+        f'<a href="/crawl/calendar/{yy}/{mm:02d}/">{label}</a>'
+        for label, (yy, mm) in (("Previous", prv), ("Next", nxt))
+    )
+    return _html(_page(f"Events {y}-{m:02d}", f"<h1>Events {y}-{m:02d}</h1><p>No events.</p><p>{links}</p>"))
+
+
+async def _crawl_broken(request: web.Request) -> web.Response:
+    """/crawl/broken.html: always HTTP 500."""
+    return _html(_page("Error", "<h1>Internal Server Error</h1>"), status=500)
+
+
+async def _crawl_logout(request: web.Request) -> web.Response:
+    """/crawl/logout: a page a crawler must never request (count it with app[HITS])."""
+    return _html(_page("Logged out", "<h1>You have been logged out</h1>"))
+
+
+async def _crawl_asset(request: web.Request) -> web.Response:
+    """/crawl/static/logo.png, /crawl/static/style.css, /crawl/files/manual.pdf: assets a crawler should skip."""
+    name = request.path.rsplit("/", 1)[1]
+    body, ctype = {"logo.png": (_PNG_BYTES, "image/png"), "style.css": (b"body{color:#333}\n", "text/css")}.get(
+        name, (_PDF_BYTES, "application/pdf")
+    )
+    return web.Response(body=body, content_type=ctype)
+
+
+def _crawl_page(request: web.Request) -> tuple[str, dict | None]:
+    """(relative path, page) of a /crawl/ request: PUT/DELETE overrides first, then the file; page None = absent."""
+    rel = request.match_info.get("path", "") or "index.html"
+    if rel.endswith("/"):
+        rel += "index.html"
+    pages = request.app[CRAWL_STATE]["pages"]
+    if rel in pages:
+        return rel, pages[rel] if pages[rel]["body"] is not None else None
+    path = (CRAWL_DIR / rel).resolve()
+    if not path.is_relative_to(CRAWL_DIR.resolve()) or not path.is_file():
+        return rel, None
+    return rel, {"body": path.read_bytes(), "modified": _CRAWL_MODIFIED}
+
+
+async def _crawl_get(request: web.Request) -> web.Response:
+    """GET /crawl/...: the page (or llms.txt) with ETag and Last-Modified; conditional requests get 304."""
+    rel, page = _crawl_page(request)
+    if page is None:
+        return _html(_page("Not found", "<h1>Not found</h1>"), status=404)
+    ctype = "text/plain; charset=utf-8" if rel.endswith(".txt") else "text/html; charset=utf-8"
+    return _conditional(request, page, ctype)
+
+
+async def _crawl_put(request: web.Request) -> web.Response:
+    """PUT /crawl/X.html: replace (or create) the page body; its ETag and Last-Modified change."""
+    rel, old = _crawl_page(request)
+    modified = max(
+        datetime.now(UTC).replace(microsecond=0),
+        (old or {"modified": _CRAWL_MODIFIED})["modified"] + timedelta(seconds=1),
+    )
+    page = {"body": await request.read(), "modified": modified}
+    request.app[CRAWL_STATE]["pages"][rel] = page
+    return web.Response(status=204, headers=_etag_headers(page))
+
+
+async def _crawl_delete(request: web.Request) -> web.Response:
+    """DELETE /crawl/X.html: the page answers 404 from now on (until PUT again or /_control/reset)."""
+    rel, _ = _crawl_page(request)
+    request.app[CRAWL_STATE]["pages"][rel] = {"body": None, "modified": datetime.now(UTC)}
+    return web.Response(status=204)
+
+
 def make_site_app() -> web.Application:
-    """The test website as an aiohttp Application (fresh state: counters, hits, the /etag.html page)."""
+    """The test website as an aiohttp Application (fresh state: counters, hits, the /etag.html page, /crawl/)."""
     app = web.Application(middlewares=[_count_hits])
     app[HITS] = Counter()
     app[_COUNTERS] = Counter()
@@ -319,6 +504,26 @@ def make_site_app() -> web.Application:
     r.add_get("/echo-headers", _echo_headers)
     r.add_get("/etag.html", _etag_get)
     r.add_put("/etag.html", _etag_put)
+    app[CRAWL_STATE] = _crawl_state()
+    r.add_get("/robots.txt", _robots)
+    r.add_put("/_control/robots", _control_robots)
+    r.add_put("/_control/reset", _control_reset)
+    r.add_get("/sitemap_index.xml", _sitemap_index)
+    r.add_get("/sitemap.xml", _sitemap_index)
+    r.add_get("/sitemaps/crawl.xml.gz", _sitemap_crawl_gz)
+    r.add_get("/sitemaps/other.xml", _sitemap_other)
+    r.add_get("/crawl/slow.html", _crawl_slow)
+    r.add_get(r"/crawl/trap/{n:\d+}", _crawl_trap)
+    r.add_get(r"/crawl/calendar/{y:\d{4}}/{m:\d{2}}/", _crawl_calendar)
+    r.add_get("/crawl/broken.html", _crawl_broken)
+    r.add_get("/crawl/logout", _crawl_logout)
+    for asset in ("/crawl/static/logo.png", "/crawl/static/style.css", "/crawl/files/manual.pdf"):
+        r.add_get(asset, _crawl_asset)
+    r.add_get("/crawl/", _crawl_get)
+    r.add_get("/crawl/{path:.+}", _crawl_get)
+    r.add_put("/crawl/{path:.+\\.html}", _crawl_put)
+    r.add_delete("/crawl/{path:.+\\.html}", _crawl_delete)
+    r.add_get("/js-rendered.html", _js_rendered)
     r.add_get("/", _static)
     r.add_get("/{path:.+}", _static)
     return app
@@ -337,3 +542,9 @@ async def serve_site(app: web.Application | None = None) -> AsyncIterator[str]:
         yield f"http://{host}:{port}"
     finally:
         await runner.cleanup()
+
+
+async def _js_rendered(request: web.Request) -> web.Response:
+    """/js-rendered.html: an empty body that only JavaScript fills (a heading and 'quasar flux')."""
+    script = "<script>document.body.innerHTML = '<h1>Rendered by JS</h1><p>quasar flux</p>';</script>"
+    return _html(_page("JS-rendered page", f"<noscript>This page needs JavaScript.</noscript>{script}"))

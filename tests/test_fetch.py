@@ -346,3 +346,19 @@ def test_parse_content_type() -> None:
     assert parse_content_type("text/html") == ("text/html", None)
     assert parse_content_type("") == (None, None)
     assert parse_content_type(None) == (None, None)
+
+
+async def test_conditional_get_returns_304_until_the_page_changes(site: Site, make_fetcher) -> None:
+    """ETag and Last-Modified from a first fetch make the next one conditional; a changed page comes back whole."""
+    fetcher = make_fetcher()
+    url = site.base + "/etag.html"
+    first = await fetcher.fetch(url)
+    assert first.status == 200 and first.etag and first.last_modified
+    again = await fetcher.fetch(url, etag=first.etag, last_modified=first.last_modified)
+    assert again.status == 304 and again.text == "" and again.etag == first.etag
+    by_date = await fetcher.fetch(url, last_modified=first.last_modified)
+    assert by_date.status == 304
+    async with aiohttp.ClientSession() as s, s.put(url, data=b"<html><body><h1>New</h1><p>x</p></body></html>"):
+        pass
+    changed = await fetcher.fetch(url, etag=first.etag, last_modified=first.last_modified)
+    assert changed.status == 200 and "New" in changed.text and changed.etag != first.etag

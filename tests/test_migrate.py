@@ -38,10 +38,11 @@ def test_up_status_down_up(scratch_db: str) -> None:
     assert {"collections", "pages", "chunks", "index_meta", "schema_migrations"} <= _tables(scratch_db)
     assert migrate_up(scratch_db) == []  # idempotent
     assert all(applied for _, applied in migration_status(scratch_db))
-    undone = migrate_down(scratch_db, steps=1)
-    assert [m.version for m in undone] == [load_migrations()[-1].version]
-    assert "chunks" not in _tables(scratch_db)
-    assert [m.version for m in migrate_up(scratch_db)] == [load_migrations()[-1].version]
+    everything = load_migrations()
+    undone = migrate_down(scratch_db, steps=len(everything))
+    assert [m.version for m in undone] == [m.version for m in reversed(everything)]
+    assert _tables(scratch_db) == {"schema_migrations"}
+    assert [m.version for m in migrate_up(scratch_db)] == [m.version for m in everything]
 
 
 def test_failed_migration_rolls_back_and_is_not_recorded(scratch_db: str, tmp_path: Path) -> None:

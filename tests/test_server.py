@@ -32,7 +32,16 @@ async def connect(runtime: Runtime, mode: str) -> AsyncIterator[Client]:
 async def test_tools_are_described_typed_and_annotated(clean: Runtime, mode: str) -> None:
     async with connect(clean, mode) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-        assert {"index_web_page", "search", "health"} <= tools.keys()
+        assert {
+            "index_web_page",
+            "search",
+            "health",
+            "crawl_status",
+            "cancel_crawl",
+            "list_sources",
+            "delete_source",
+            "refresh_source",
+        } == tools.keys()
         for tool in tools.values():
             assert tool.description and len(tool.description) > 60
             assert tool.annotations is not None and tool.output_schema is not None
@@ -64,8 +73,11 @@ async def test_index_and_search_over_mcp(clean: Runtime, mode: str, site_url: st
         )
         assert not res.is_error, res.content
         data = res.structured_content
-        assert data is not None and data["chunks"] >= 3 and data["unchanged"] is False
-        assert data["title"] == "Configuring quux retention windows"
+        assert data is not None and data["kind"] == "page" and data["job"] is None
+        page = data["page"]
+        assert page["chunks"] >= 3 and page["unchanged"] is False
+        assert page["title"] == "Configuring quux retention windows"
+        assert "indexed" in data["message"]
         assert progress and progress[-1][0] == progress[-1][1]
 
         res = await client.call_tool("search", {"query": "which retention window wins when several apply?", "k": 3})

@@ -1,0 +1,422 @@
+"""Crawl4AI runner: fetches (and optionally renders) one page per POST /crawl and returns its HTML.
+
+Run: python -m tools.crawl4ai_runner [--host 127.0.0.1] [--port 8000]   (or python tools/crawl4ai_runner/app.py ...)
+Environment: USE_SIMPLE_CRAWLER, CHROMIUM_PATH, MAX_CONCURRENCY, MAX_BYTES, DEFAULT_TIMEOUT_S,
+CRAWL4_AI_BASE_DIRECTORY (see RunnerConfig and README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+log = logging.getLogger("crawl4ai_runner")
+
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",  # containers run without the user namespaces Chromium's sandbox needs
+    "--disable-gpu",
+    "--disable-dev-shm-usage",  # Docker's default /dev/shm (64 MB) is too small for renderers
+    "--disable-background-networking",  # no update checks, safe-browsing or metrics calls (nothing is reachable)
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",  # Chromium picks a free port and writes it to DevToolsActivePort: no race
+)
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None or not value.strip() else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class RunnerConfig:
+    """Settings of the runner, read from the environment."""
+
+    simple: bool = field(default_factory=lambda: _env_bool("USE_SIMPLE_CRAWLER", False))
+    chromium_path: str = field(default_factory=lambda: os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+    max_concurrency: int = field(default_factory=lambda: int(os.environ.get("MAX_CONCURRENCY", "4")))
+    max_bytes: int = field(default_factory=lambda: int(os.environ.get("MAX_BYTES", str(10 * 1024 * 1024))))
+    default_timeout_s: float = field(default_factory=lambda: float(os.environ.get("DEFAULT_TIMEOUT_S", "30")))
+    user_agent: str | None = field(default_factory=lambda: os.environ.get("USER_AGENT") or None)
+
+    @property
+    def strategy(self) -> str:
+        """'http' (AsyncHTTPCrawlerStrategy) or 'browser' (Playwright over CDP to the system Chromium)."""
+        return "http" if self.simple else "browser"
+
+
+class HttpError(Exception):
+    """An error answered as {"error": message, "error_type": kind} with an HTTP status."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+
+def prepare_environment() -> Path:
+    """Point crawl4ai at a writable base directory and silence its cloud notice; must run before importing it."""
+    base = os.environ.get("CRAWL4_AI_BASE_DIRECTORY")
+    if not base:
+        # crawl4ai otherwise writes ~/.crawl4ai, which may be read-only or shared with other users.
+        base = os.path.join(tempfile.gettempdir(), f"crawl4ai-runner-{os.getuid()}")
+        os.environ["CRAWL4_AI_BASE_DIRECTORY"] = base
+    os.environ.setdefault("CRAWL4AI_NO_CLOUD_NOTICE", "1")
+    Path(base).mkdir(parents=True, exist_ok=True)
+    return Path(base)
+
+
+def _die_with_parent() -> None:
+    """In the child: have the kernel SIGKILL the browser if the runner dies, even by SIGKILL (no orphan)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
+class Chromium:
+    """The system Chromium, started headless with a temporary profile; crawl4ai attaches to it over CDP."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.profile: Path | None = None
+        self.cdp_url: str | None = None
+        self.version: str | None = None
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        """Spawn the browser with a fresh temporary profile (returns at once)."""
+        if not (os.path.isfile(self.path) and os.access(self.path, os.X_OK)):
+            raise RuntimeError(f"Chromium not found at {self.path} (set CHROMIUM_PATH or USE_SIMPLE_CRAWLER=true)")
+        self.profile = Path(tempfile.mkdtemp(prefix="crawl4ai-chromium-"))
+        cmd = [self.path, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"]
+        # Own process group, so stop() can end the renderers and zygotes with the browser.
+        return subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            # preexec_fn is unsafe with threads; Chromium starts during app setup, before any executor thread.
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+
+    async def start(self, timeout_s: float = 30.0) -> str:
+        """Launch Chromium and return its CDP URL once DevTools answers."""
+        self.proc = self._launch()
+        assert self.profile is not None
+        port_file = self.profile / "DevToolsActivePort"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"Chromium exited at start with status {self.proc.returncode}")
+            if port_file.is_file() and (lines := port_file.read_text().split()):
+                self.cdp_url = f"http://127.0.0.1:{lines[0]}"
+                self.version = await self._version()
+                if self.version is not None:
+                    return self.cdp_url
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"Chromium did not open its DevTools port within {timeout_s:g} s")
+
+    async def _version(self) -> str | None:
+        try:
+            timeout = aiohttp.ClientTimeout(total=2)
+            async with aiohttp.ClientSession(timeout=timeout) as s, s.get(f"{self.cdp_url}/json/version") as resp:
+                return str((await resp.json()).get("Browser"))
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+
+    def alive(self) -> bool:
+        """Whether the browser process still runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """Terminate the browser's process group and delete the profile."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        if self.profile is not None:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            self.profile = None
+
+
+class Crawler:
+    """One crawl4ai strategy shared by every request, behind a semaphore of MAX_CONCURRENCY."""
+
+    def __init__(self, config: RunnerConfig) -> None:
+        self.config = config
+        self.chromium: Chromium | None = None
+        self.strategy: Any = None
+        self.version: str | None = None
+        self._slots = asyncio.Semaphore(max(1, config.max_concurrency))
+        # Final-response headers per request, captured by the after_goto hook (the strategy reports the first hop's).
+        self._final_headers: dict[int, dict[str, str]] = {}
+
+    async def start(self) -> None:
+        """Create and start the strategy (and Chromium, in browser mode)."""
+        base = prepare_environment()
+        import crawl4ai
+        from crawl4ai.async_crawler_strategy import AsyncHTTPCrawlerStrategy, AsyncPlaywrightCrawlerStrategy
+        from crawl4ai.async_logger import AsyncLogger
+
+        self.version = crawl4ai.__version__.__version__
+        logger = AsyncLogger(verbose=False)
+        ua = self.config.user_agent
+        if self.config.simple:
+            # Non-HTML answers are saved as "downloads"; keep them under the base directory, not ~/.crawl4ai.
+            downloads = str(base / "downloads")
+            http = crawl4ai.HTTPCrawlerConfig(headers={"User-Agent": ua} if ua else None, downloads_path=downloads)
+            self.strategy = AsyncHTTPCrawlerStrategy(browser_config=http, logger=logger)
+        else:
+            self.chromium = Chromium(self.config.chromium_path)
+            cdp_url = await self.chromium.start()
+            extra = {"user_agent": ua} if ua else {}
+            browser = crawl4ai.BrowserConfig(
+                cdp_url=cdp_url, headless=True, verbose=False, create_isolated_context=True, **extra
+            )
+            self.strategy = AsyncPlaywrightCrawlerStrategy(browser_config=browser, logger=logger)
+            self.strategy.set_hook("after_goto", self._after_goto)
+        await self.strategy.start()
+
+    async def _after_goto(self, page: Any, *, response: Any = None, config: Any = None, **_: Any) -> Any:
+        if response is not None and config is not None:
+            self._final_headers[id(config)] = dict(await response.all_headers())
+        return page
+
+    async def close(self) -> None:
+        """Stop the strategy, then the browser."""
+        try:
+            if self.strategy is not None:
+                await self.strategy.close()
+        finally:
+            if self.chromium is not None:
+                self.chromium.stop()
+
+    def health(self) -> dict[str, Any]:
+        """State for GET /health."""
+        browser = None
+        if self.chromium is not None:
+            browser = {"path": self.chromium.path, "version": self.chromium.version, "alive": self.chromium.alive()}
+        return {
+            "status": "ok" if browser is None or browser["alive"] else "error",
+            "strategy": self.config.strategy,
+            "browser": browser,
+            "crawl4ai_version": self.version,
+            "max_concurrency": self.config.max_concurrency,
+        }
+
+    async def crawl(self, url: str, timeout_s: float, wait_for: str | None) -> dict[str, Any]:
+        """Fetch (and render, in browser mode) one page; raises HttpError for anything but a target response."""
+        from crawl4ai import CacheMode, CrawlerRunConfig
+        from crawl4ai.async_crawler_strategy import HTTPStatusError
+
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout_s)
+        except TimeoutError as exc:
+            raise HttpError(503, "overloaded", f"all {self.config.max_concurrency} crawl slots stayed busy") from exc
+        # timeout_s bounds the whole request, so the client can size its own timeout from it.
+        left_s = max(1.0, timeout_s - (time.monotonic() - started))
+        run = CrawlerRunConfig(
+            cache_mode=CacheMode.BYPASS, page_timeout=int(left_s * 1000), wait_for=wait_for, verbose=False
+        )
+        try:
+            # The strategy's own crawl() returns the HTML without AsyncWebCrawler's markdown and cleaning passes,
+            # which cost ~85 % of its CPU time and which our client does not use.
+            resp = await asyncio.wait_for(self.strategy.crawl(url, config=run), left_s + 2)
+        except TimeoutError as exc:
+            raise HttpError(504, "target_timeout", f"{url} did not load within {timeout_s:g} s") from exc
+        except Exception as exc:
+            if (status_error := _find_cause(exc, HTTPStatusError)) is not None:
+                # The HTTP strategy raises for non-2xx (wrapped, body dropped); the status is what the client needs.
+                return self._result(url, url, status_error.status_code, "", {}, started)
+            # Playwright puts the reason (net::ERR_...) on the lines after a generic first line; keep one line.
+            message = " ".join(str(exc).split())[:500] or type(exc).__name__
+            if "timeout" in type(exc).__name__.lower() or "Timeout" in message:
+                raise HttpError(504, "target_timeout", f"{url}: {message}") from exc
+            if self.chromium is not None and not self.chromium.alive():
+                raise HttpError(500, "crawler_error", f"Chromium died: {message}") from exc
+            raise HttpError(502, "target_unreachable", f"Could not crawl {url}: {message}") from exc
+        finally:
+            self._slots.release()
+            headers = self._final_headers.pop(id(run), None)
+        for path in resp.downloaded_files or ():
+            # Only the status and type of a non-HTML answer matter to the client; do not keep the file.
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        status = resp.redirected_status_code or resp.status_code
+        final_headers = headers if headers is not None else dict(resp.response_headers or {})
+        return self._result(url, resp.redirected_url or url, status, resp.html or "", final_headers, started)
+
+    def _result(
+        self, url: str, final_url: str, status: int, html: str, headers: dict[str, str], started: float
+    ) -> dict[str, Any]:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        size = len(html.encode("utf-8", errors="surrogatepass"))
+        if size > self.config.max_bytes:
+            raise HttpError(
+                502, "target_too_large", f"{url} is {size} bytes, more than MAX_BYTES={self.config.max_bytes}"
+            )
+        # Without a header: Chromium's serialised DOM is HTML; an HTTP-mode body is left for the client to sniff.
+        content_type = lowered.get("content-type") or (None if self.config.simple else "text/html")
+        return {
+            "url": url,
+            "final_url": final_url,
+            "status_code": status,
+            "html": html,
+            "content_type": content_type,
+            "headers": lowered,
+            "strategy": self.config.strategy,
+            "elapsed_s": round(time.monotonic() - started, 3),
+        }
+
+
+def _find_cause(exc: BaseException, kind: type[BaseException]) -> Any:
+    """The first exception of type kind in exc's cause/context chain, or None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+CRAWLER: web.AppKey[Crawler] = web.AppKey("crawler", Crawler)
+CONFIG: web.AppKey[RunnerConfig] = web.AppKey("config", RunnerConfig)
+
+
+def _error(status: int, error_type: str, message: str) -> web.Response:
+    return web.json_response({"error": message, "error_type": error_type}, status=status)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every refusal, unknown routes and crashes included, answers JSON."""
+    try:
+        return await handler(request)
+    except HttpError as exc:
+        return _error(exc.status, exc.error_type, str(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        kind = "not_found" if exc.status in (404, 405) else "bad_request" if exc.status < 500 else "crawler_error"
+        return _error(exc.status, kind, exc.reason)
+    except Exception as exc:  # a crawl4ai bug must not surface as aiohttp's HTML 500 page
+        log.exception("request failed")
+        return _error(500, "crawler_error", f"{type(exc).__name__}: {exc}")
+
+
+def parse_request(body: Any, default_timeout_s: float) -> tuple[str, float, str | None]:
+    """Validate a /crawl body into (url, timeout_s, wait_for); raises HttpError 400."""
+    if not isinstance(body, dict):
+        raise HttpError(400, "bad_request", "expected a JSON object")
+    url = body.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise HttpError(400, "bad_request", "field `url` (string) is required")
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise HttpError(400, "bad_request", f"only absolute http(s) URLs can be crawled, not {url!r}")
+    timeout = body.get("timeout_s", default_timeout_s)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 300:
+        raise HttpError(400, "bad_request", "field `timeout_s` must be a number in (0, 300]")
+    wait_for = body.get("wait_for")
+    if wait_for is not None and not isinstance(wait_for, str):
+        raise HttpError(400, "bad_request", "field `wait_for` must be a string (a CSS selector)")
+    if wait_for and wait_for.strip().startswith(("js:", "()", "function")):
+        # Arbitrary JavaScript from the network would run in our browser; only CSS selectors are accepted.
+        raise HttpError(400, "bad_request", "`wait_for` accepts CSS selectors only (optionally prefixed css:)")
+    if wait_for and not wait_for.startswith("css:"):
+        wait_for = "css:" + wait_for.strip()
+    return url.strip(), float(timeout), wait_for or None
+
+
+async def crawl(request: web.Request) -> web.Response:
+    """POST /crawl: {"url", "timeout_s"?, "wait_for"?} → the page's HTML, status and headers."""
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HttpError(400, "bad_request", f"body is not JSON: {exc}") from exc
+    crawler = request.app[CRAWLER]
+    url, timeout_s, wait_for = parse_request(body, crawler.config.default_timeout_s)
+    if wait_for and crawler.config.simple:
+        wait_for = None  # nothing renders in HTTP mode, so there is nothing to wait for
+    return web.json_response(await crawler.crawl(url, timeout_s, wait_for))
+
+
+async def health(request: web.Request) -> web.Response:
+    """GET /health: strategy, browser state and crawl4ai version; 503 when the browser died."""
+    info = request.app[CRAWLER].health()
+    return web.json_response(info, status=200 if info["status"] == "ok" else 503)
+
+
+async def _crawler_ctx(app: web.Application) -> Any:
+    crawler = Crawler(app[CONFIG])
+    try:
+        await crawler.start()
+    except BaseException:
+        await crawler.close()
+        raise
+    app[CRAWLER] = crawler
+    log.info("crawl4ai %s ready: strategy=%s", crawler.version, crawler.config.strategy)
+    yield
+    await crawler.close()
+
+
+def create_app(config: RunnerConfig | None = None) -> web.Application:
+    """The runner as an aiohttp Application; the crawler starts with the app and stops with it."""
+    app = web.Application(middlewares=[errors_as_json], client_max_size=64 * 1024)
+    app[CONFIG] = config or RunnerConfig()
+    app.cleanup_ctx.append(_crawler_ctx)
+    app.router.add_post("/crawl", crawl)
+    app.router.add_get("/health", health)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse --host/--port and serve until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m tools.crawl4ai_runner", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s")
+    prepare_environment()
+    web.run_app(create_app(), host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    if __package__ in (None, ""):  # run as a script: make the repository root importable
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    main()
