@@ -129,7 +129,7 @@ def _print_report(status: Any) -> None:
         f"{status.pages_per_s:.1f}",
         f"{status.elapsed_s:.1f}",
     )
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(table)
     changes = status.changes
     console.print(

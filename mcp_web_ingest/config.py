@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     crawl_max_pages: int = Field(default=10000, ge=1, description="Largest max_pages a crawl may ask for.")
     crawl_max_concurrent_jobs: int = Field(default=4, ge=1, description="Crawl jobs running at once per process.")
 
+    # --- security (#8): fields added below this line ---
+
+    # --- operations (#7): fields added below this line ---
+
     @field_validator("openai_base_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:

@@ -76,3 +76,19 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli_main(["--version"])
     assert __version__ in capsys.readouterr().out
+
+
+async def test_crawl_with_progress_and_report(cli_env: None, site_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s, s.put(f"{site_url}/_control/reset"):
+        pass
+    args = ["index", f"{site_url}/crawl/index.html", "--max-depth", "1", "--max-pages", "8", "--exclude", "broken"]
+    rc = await main(args)
+    captured = capsys.readouterr()
+    assert "crawl" in captured.out and "discovered" in captured.out and "pages/s" in captured.out
+    assert "indexed" in captured.err and "8/8" in captured.err  # the progress bar
+    assert rc in (0, 1)  # 1 when some page failed (partial)
+    assert await main([*args, "--json"]) == rc
+    report = json.loads(capsys.readouterr().out)
+    assert report["finished"] and report["counts"]["indexed"] == 0 and report["counts"]["unchanged"] >= 1

@@ -1,0 +1,95 @@
+"""A server SIGKILLed mid-crawl: the next server resumes the job, with exact counts and no duplicate or half pages."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from pathlib import Path
+
+import aiohttp
+import pytest
+from mcp import Client
+
+from mcp_web_ingest.runtime import Runtime
+
+from .conftest import free_port
+from .test_transports import CLI, server_env
+
+
+async def _start_server(data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
+    port = free_port()
+    # A slow per-host rate keeps the crawl running long enough to be killed in the middle.
+    env = server_env(data_dir, CRAWL_REQUESTS_PER_SECOND="4", CRAWL_CONCURRENCY="2")
+    proc = await asyncio.create_subprocess_exec(
+        CLI, "serve", "--port", str(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as s:
+        for _ in range(240):
+            if proc.returncode is not None:
+                pytest.fail("server exited during start-up")
+            try:
+                async with s.get(base + "/health") as r:
+                    if r.status == 200:
+                        return proc, base
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.25)
+    pytest.fail("server did not start")
+
+
+async def _status(base: str, job_id: str, wait: float = 0) -> dict:
+    async with Client(base + "/mcp") as client:
+        res = await client.call_tool("crawl_status", {"job_id": job_id, "wait_seconds": wait})
+        assert not res.is_error, res.content
+        return res.structured_content
+
+
+async def test_sigkill_mid_crawl_then_resume(clean: Runtime, data_dir: Path, site_url: str) -> None:
+    async with aiohttp.ClientSession() as s, s.put(f"{site_url}/_control/reset"):
+        pass
+    proc, base = await _start_server(data_dir)
+    try:
+        async with Client(base + "/mcp") as client:
+            res = await client.call_tool(
+                "index_web_page",
+                {"url": f"{site_url}/crawl/index.html", "max_depth": 5, "max_pages": 60, "wait_seconds": 0},
+            )
+            job_id = res.structured_content["job"]["job_id"]
+        for _ in range(200):
+            status = await _status(base, job_id)
+            if status["counts"]["indexed"] >= 4:
+                break
+            await asyncio.sleep(0.1)
+        assert not status["finished"], "the crawl finished before it could be killed; slow it down"
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+    job = await clean.jobs.get(job_id)
+    assert job is not None and job.state == "running"  # the dead server's job waits to be resumed
+
+    proc, base = await _start_server(data_dir)  # resumes orphaned jobs at start-up
+    try:
+        final = await _status(base, job_id, wait=120)
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert final["finished"] and final["state"] == "partial"
+    assert final["counts"]["queued"] == final["counts"]["in_progress"] == 0
+    async with clean.db.pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT count(*), count(DISTINCT url) FROM crawl_urls WHERE job_id::text = %s", (job_id,)
+            )
+        ).fetchone()
+        assert rows[0] == rows[1] == final["counts"]["discovered"]  # each URL once in the frontier
+        stored = await (await conn.execute("SELECT count(*), coalesce(sum(chunk_count), 0) FROM pages")).fetchone()
+        chunks = await (await conn.execute("SELECT count(*) FROM chunks")).fetchone()
+    # Every page whose URL finished indexed or unchanged is stored exactly once, with all its chunks.
+    assert stored[0] == final["counts"]["indexed"] + final["counts"]["unchanged"]
+    assert chunks[0] == stored[1]
