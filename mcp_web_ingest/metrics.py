@@ -39,6 +39,12 @@ class Metrics:
         self.fetches = Counter(
             "web_fetch", "HTTP fetches by status class (2xx, 3xx, 4xx, 5xx, error)", ["status_class"], registry=r
         )
+        self.splade_requests = Counter(
+            "splade_requests", "SPLADE requests by outcome (success, failed, short_circuited)", ["outcome"], registry=r
+        )
+        self.rerank_requests = Counter(
+            "rerank_requests", "Rerank requests by outcome (success, failed, short_circuited)", ["outcome"], registry=r
+        )
         self.crawl4ai_fetches = Counter(
             "web_crawl4ai_fetches",
             "Fetches through Crawl4AI by outcome (success, fallback, failed)",

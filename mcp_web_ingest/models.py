@@ -106,6 +106,7 @@ class Hit:
     score: float
     legs: tuple[LegRank, ...] = ()
     collection: str = "default"
+    rerank_score: float | None = None  # the cross-encoder's score, when the results were reranked
 
     @property
     def deep_link(self) -> str:

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from .breaker import ServiceError
 from .chunking import chunk_page
 from .config import Settings
 from .embed import Embedder
-from .errors import ExtractError, FetchError, InvalidInputError, WebIngestError
+from .errors import ExtractError, FetchError, WebIngestError
 from .extract import extract_page
 from .fetch import Fetcher
-from .fusion import reciprocal_rank_fusion, share_budget, trim_text
 from .metrics import Metrics
-from .models import Chunk, ExtractedPage, FetchedPage, Hit
-from .store import PageRecord, PostgresStore, SearchFilter, validate_collection
+from .models import Chunk, ExtractedPage, FetchedPage
+from .rerank import Reranker
+from .retrieval import MAX_K, Retriever, SearchMode, SearchOutcome
+from .sparse import SparseEncoder, SparseVec
+from .store import PageRecord, PostgresStore, validate_collection
 from .urls import normalize_url, validate_url
 
-SearchMode = Literal["hybrid", "dense", "lexical"]
+log = logging.getLogger(__name__)
+__all__ = ["MAX_K", "IndexOutcome", "Pipeline", "SearchMode", "SearchOutcome", "UnifiedPipeline"]
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
-MAX_K = 100
-MIN_SNIPPET_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -43,19 +46,6 @@ class IndexOutcome:
     links: tuple[str, ...] = ()  # outgoing links of the page (absolute, normalised), for crawling
     duplicate_of: str | None = None  # the identical (or canonical) page's URL when nothing was stored
     canonical_url: str | None = None
-
-
-@dataclass(frozen=True)
-class SearchOutcome:
-    """Search results with how they were obtained."""
-
-    query: str
-    mode: str
-    hits: tuple[Hit, ...]
-    legs_used: tuple[str, ...]
-    took_ms: float
-    truncated: bool = False
-    notes: tuple[str, ...] = ()
 
 
 class Pipeline(Protocol):
@@ -83,6 +73,7 @@ class Pipeline(Protocol):
         url_prefix: str | None = None,
         mode: SearchMode | None = None,
         max_chars: int | None = None,
+        rerank: bool | None = None,
     ) -> SearchOutcome:
         """Find the chunks that best answer a query."""
         ...
@@ -117,13 +108,22 @@ class UnifiedPipeline:
     name = "unified"
 
     def __init__(
-        self, settings: Settings, fetcher: Fetcher, embedder: Embedder, store: PostgresStore, metrics: Metrics
+        self,
+        settings: Settings,
+        fetcher: Fetcher,
+        embedder: Embedder,
+        store: PostgresStore,
+        metrics: Metrics,
+        sparse: SparseEncoder | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.settings = settings
         self.fetcher = fetcher
         self.embedder = embedder
         self.store = store
         self.metrics = metrics
+        self.sparse = sparse
+        self.retriever = Retriever(settings, embedder, store, metrics, sparse, reranker)
 
     # --- indexing -----------------------------------------------------------------------------------------------
 
@@ -290,8 +290,10 @@ class UnifiedPipeline:
         by_hash = {**known, **{c.content_hash: v for c, v in zip(todo, fresh, strict=True)}}
         vectors = [by_hash[c.content_hash] for c in chunks]
         watch.lap("embed")
+        sparse = await self._sparse_vectors(chunks)
+        watch.lap("sparse")
         await self._report(progress, 3, "storing")
-        page_id = await self.store.replace_page(collection, record, chunks, vectors)
+        page_id = await self.store.replace_page(collection, record, chunks, vectors, sparse)
         watch.lap("store")
         self.metrics.chunks_generated.inc(len(chunks))
         self.metrics.chunks_reused.inc(len(chunks) - len(todo))
@@ -310,29 +312,32 @@ class UnifiedPipeline:
             canonical_url=page.canonical_url,
         )
 
+    async def _sparse_vectors(self, chunks: list[Chunk]) -> list[SparseVec] | None:
+        """SPLADE vectors of the chunks, or None when SPLADE is off or failing (the page is back-filled later)."""
+        if self.sparse is None:
+            return None
+        try:
+            return await self.sparse.encode([c.embed_text for c in chunks], "document")
+        except ServiceError as exc:
+            log.warning("storing without SPLADE vectors (back-filled later): %s", exc)
+            return None
+
+    async def backfill_sparse(self, batch: int = 64) -> int:
+        """Add SPLADE postings to chunks stored while SPLADE was down; returns how many were filled."""
+        if self.sparse is None:
+            return 0
+        done = 0
+        while rows := await self.store.chunks_missing_sparse(batch):
+            texts = [f"{context}\n\n{text}" if context else text for _, context, text in rows]
+            vectors = await self.sparse.encode(texts, "document")
+            done += await self.store.set_sparse([r[0] for r in rows], vectors)
+        return done
+
     # --- search -------------------------------------------------------------------------------------------------
 
     def default_mode(self) -> SearchMode:
         """Hybrid unless ENABLE_HYBRID_SEARCH=false."""
         return "hybrid" if self.settings.enable_hybrid_search else "dense"
-
-    def validate_query(self, query: str, k: int | None, max_chars: int | None) -> tuple[str, int, int]:
-        """Check and normalise search arguments, with messages that say what to change."""
-        query = (query or "").strip()
-        if not query:
-            raise InvalidInputError("The query is empty: describe what you are looking for in a few words")
-        if len(query) > self.settings.max_query_chars:
-            raise InvalidInputError(
-                f"The query is {len(query)} characters long; the limit is {self.settings.max_query_chars}. "
-                "Shorten it to the key terms or question"
-            )
-        k = self.settings.rerank_final_k if k is None else k
-        if not 1 <= k <= MAX_K:
-            raise InvalidInputError(f"k must be between 1 and {MAX_K} (got {k})")
-        max_chars = self.settings.search_max_chars if max_chars is None else max_chars
-        if not 200 <= max_chars <= 200_000:
-            raise InvalidInputError(f"max_chars must be between 200 and 200000 (got {max_chars})")
-        return query, k, max_chars
 
     async def search(
         self,
@@ -342,73 +347,9 @@ class UnifiedPipeline:
         url_prefix: str | None = None,
         mode: SearchMode | None = None,
         max_chars: int | None = None,
+        rerank: bool | None = None,
     ) -> SearchOutcome:
-        """Hybrid search: dense and lexical candidates, fused by weighted RRF, deduplicated and trimmed to a budget."""
-        query, k, max_chars = self.validate_query(query, k, max_chars)
-        mode = mode or self.default_mode()
-        if mode not in ("hybrid", "dense", "lexical"):
-            raise InvalidInputError(f"mode must be 'hybrid', 'dense' or 'lexical' (got {mode!r})")
-        where = SearchFilter(
-            collection=validate_collection(collection) if collection else None, url_prefix=url_prefix or None
-        )
-        started = time.perf_counter()
-        try:
-            outcome = await self._search(query, k, where, mode, max_chars)
-        except Exception:
-            self.metrics.queries.labels(mode, "error").inc()
-            raise
-        elapsed = time.perf_counter() - started
-        self.metrics.queries.labels(mode, "ok").inc()
-        self.metrics.query_duration.labels(mode).observe(elapsed)
-        return outcome
-
-    async def _dense_leg(self, query: str, n: int, where: SearchFilter) -> list[tuple[int, float]]:
-        vector = await self.embedder.embed_query(query)
-        return await self.store.dense_candidates(vector, n, where)
-
-    async def _search(self, query: str, k: int, where: SearchFilter, mode: SearchMode, max_chars: int) -> SearchOutcome:
-        started = time.perf_counter()
-        n = max(self.settings.rerank_initial_k, k)
-        legs: dict[str, asyncio.Task[list[tuple[int, float]]]] = {}
-        async with asyncio.TaskGroup() as tg:
-            if mode in ("hybrid", "dense"):
-                legs["dense"] = tg.create_task(self._dense_leg(query, n, where))
-            if mode in ("hybrid", "lexical"):
-                legs["lexical"] = tg.create_task(self.store.lexical_candidates(query, n, where))
-        results = {name: task.result() for name, task in legs.items()}
-        weights = {"dense": self.settings.fusion_weight_dense, "lexical": self.settings.fusion_weight_lexical}
-        fused = reciprocal_rank_fusion(results, weights, self.settings.rrf_k)
-        # Fetch a few extra in case duplicates (same chunk text on several URLs) are dropped.
-        rows = await self.store.get_chunks([f.chunk_id for f in fused[: k * 3]])
-        hits: list[Hit] = []
-        seen_text: set[str] = set()
-        for f in fused:
-            row = rows.get(f.chunk_id)
-            if row is None or row.content_hash in seen_text:
-                continue
-            seen_text.add(row.content_hash)
-            hits.append(
-                Hit(
-                    chunk_id=row.id, page_id=row.page_id, url=row.url, title=row.title,
-                    section_path=row.section_path, anchor=row.anchor, text=row.text, score=f.score,
-                    legs=f.legs, collection=row.collection,
-                )
-            )  # fmt: skip
-            if len(hits) == k:
-                break
-        # Fewer useful snippets beat many useless ones: keep only as many hits as the budget can show meaningfully.
-        found = len(hits)
-        hits = hits[: max(1, max_chars // MIN_SNIPPET_CHARS)]
-        allowances = share_budget([len(h.text) for h in hits], max_chars, MIN_SNIPPET_CHARS)
-        truncated = len(hits) < found or any(a < len(h.text) for a, h in zip(allowances, hits, strict=True))
-        trimmed = tuple(
-            Hit(**{**h.__dict__, "text": trim_text(h.text, a)}) for h, a in zip(hits, allowances, strict=True)
-        )
-        return SearchOutcome(
-            query=query,
-            mode=mode,
-            hits=trimmed,
-            legs_used=tuple(results),
-            took_ms=round((time.perf_counter() - started) * 1000, 2),
-            truncated=truncated,
+        """Hybrid search (dense + lexical + SPLADE when configured), fused by weighted RRF, reranked when enabled."""
+        return await self.retriever.search(
+            query, k, collection, url_prefix, mode or self.default_mode(), max_chars, rerank
         )

@@ -8,8 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
 from . import __version__
 from .config import Settings
 from .crawl import CrawlManager
@@ -22,6 +20,8 @@ from .legacy import LegacyPipeline
 from .metrics import Metrics
 from .migrate import migrate_up
 from .pipeline import Pipeline, UnifiedPipeline
+from .rerank import Reranker
+from .sparse import SparseEncoder
 from .store import PostgresStore
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,55 @@ def make_fetcher(settings: Settings, metrics: Metrics) -> Fetcher:
     return Crawl4AIFetcher(settings, direct, on_outcome=lambda o: metrics.crawl4ai_fetches.labels(o).inc())
 
 
+def make_sparse(settings: Settings, metrics: Metrics) -> SparseEncoder | None:
+    """The SPLADE client when SPLADE_URL is set and hybrid search is on."""
+    if not settings.splade_url or not settings.enable_hybrid_search:
+        return None
+    from .sparse import SpladeClient
+
+    return SpladeClient(
+        settings.splade_url,
+        batch_size=settings.splade_batch_size,
+        top_k=settings.splade_top_k,
+        timeout_s=settings.splade_timeout_s,
+        retries=settings.model_service_retries,
+        failure_threshold=settings.breaker_failure_threshold,
+        reset_timeout_s=settings.breaker_reset_timeout_s,
+        on_outcome=lambda o: metrics.splade_requests.labels(o).inc(),
+    )
+
+
+def make_reranker(settings: Settings, metrics: Metrics) -> Reranker | None:
+    """The TEI /rerank client when RERANKER_URL is set and reranking is enabled."""
+    if not settings.reranker_url or not settings.enable_reranking:
+        return None
+    from .rerank import TeiReranker
+
+    return TeiReranker(
+        settings.reranker_url,
+        batch_size=settings.rerank_batch_size,
+        max_chars=settings.rerank_max_chars,
+        timeout_s=settings.reranker_timeout_s,
+        retries=settings.model_service_retries,
+        failure_threshold=settings.breaker_failure_threshold,
+        reset_timeout_s=settings.breaker_reset_timeout_s,
+        on_outcome=lambda o: metrics.rerank_requests.labels(o).inc(),
+    )
+
+
 def make_pipeline(
-    settings: Settings, fetcher: Fetcher, embedder: Embedder, store: PostgresStore, metrics: Metrics
+    settings: Settings,
+    fetcher: Fetcher,
+    embedder: Embedder,
+    store: PostgresStore,
+    metrics: Metrics,
+    sparse: SparseEncoder | None = None,
+    reranker: Reranker | None = None,
 ) -> Pipeline:
     """The one place where USE_UNIFIED_PIPELINE picks the pipeline."""
     if not settings.use_unified_pipeline:
         return LegacyPipeline(settings, fetcher, embedder, store, metrics)
-    return UnifiedPipeline(settings, fetcher, embedder, store, metrics)
+    return UnifiedPipeline(settings, fetcher, embedder, store, metrics, sparse, reranker)
 
 
 class Runtime:
@@ -56,7 +98,11 @@ class Runtime:
         self.store = PostgresStore(self.db)
         self.embedder: Embedder = make_embedder(settings, self.metrics.embedding_batch_duration.observe)
         self.fetcher = make_fetcher(settings, self.metrics)
-        self.pipeline: Pipeline = make_pipeline(settings, self.fetcher, self.embedder, self.store, self.metrics)
+        self.sparse = make_sparse(settings, self.metrics)
+        self.reranker = make_reranker(settings, self.metrics)
+        self.pipeline: Pipeline = make_pipeline(
+            settings, self.fetcher, self.embedder, self.store, self.metrics, self.sparse, self.reranker
+        )
         self.jobs = JobStore(self.db)
         self.crawler = CrawlManager(settings, self.store, self.jobs, self.pipeline, self.metrics)
 
@@ -79,7 +125,13 @@ class Runtime:
             await rt.embedder.start()
             await rt.store.ensure_embedding_space(rt.embedder.model_name, rt.embedder.dimension)
             stack.push_async_callback(rt.fetcher.aclose)
+            for service in (rt.sparse, rt.reranker):
+                if service is not None:
+                    stack.push_async_callback(service.aclose)
             stack.push_async_callback(rt.crawler.aclose)
+            if rt.sparse is not None and resume_jobs:
+                backfill = asyncio.create_task(rt._backfill_sparse_forever(), name="sparse-backfill")
+                stack.callback(backfill.cancel)
             resumed = await rt.crawler.resume_orphans() if resume_jobs else []
             if resumed:
                 log.info("resuming crawl jobs: %s", ", ".join(resumed))
@@ -91,14 +143,19 @@ class Runtime:
             )
             yield rt
 
-    async def _probe_service(self, url: str) -> dict[str, Any]:
-        try:
-            timeout = aiohttp.ClientTimeout(total=2)
-            async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url.rstrip("/") + "/health") as resp:
-                ok = resp.status < 400
-                return {"status": "ok" if ok else "error", "url": url, "detail": None if ok else f"HTTP {resp.status}"}
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return {"status": "error", "url": url, "detail": f"unreachable: {type(exc).__name__}"}
+    async def _backfill_sparse_forever(self) -> None:
+        """Give chunks stored while SPLADE was down their postings, once it answers again."""
+        backfill = getattr(self.pipeline, "backfill_sparse", None)
+        if backfill is None:
+            return
+        while True:
+            try:
+                filled = await backfill()
+                if filled:
+                    log.info("back-filled SPLADE vectors of %d chunks", filled)
+            except WebIngestError as exc:
+                log.debug("SPLADE back-fill postponed: %s", exc)
+            await asyncio.sleep(self.settings.sparse_backfill_interval_s)
 
     async def health(self) -> dict[str, Any]:
         """Status of every component; overall 'ok', 'degraded' (optional service down) or 'error' (core down)."""
@@ -113,11 +170,13 @@ class Runtime:
         except WebIngestError as exc:
             components["database"] = {"status": "error", "embedded": self.db.embedded, "detail": str(exc)}
         components["embedder"] = await self.embedder.health()
-        optional = {"splade": self.settings.splade_url, "reranker": self.settings.reranker_url}
-        for name, url in optional.items():
-            if url:
-                # Reachability only: these services are not wired into this version's pipeline yet.
-                components[name] = {**await self._probe_service(url), "used_by_pipeline": False}
+        optional: dict[str, str | None] = {}
+        for name, service in (("splade", self.sparse), ("reranker", self.reranker)):
+            if service is not None:
+                components[name] = await service.health()
+                optional[name] = getattr(service, "url", None)
+                if components[name].get("breaker", {}).get("state") == "open":
+                    components[name]["status"] = "error"  # skipped by search until the breaker lets a probe through
         fetcher_health = getattr(self.fetcher, "health", None)
         if fetcher_health is not None:  # the Crawl4AI client: degraded while it falls back to the built-in fetcher
             components["crawl4ai"] = fetcher_health()

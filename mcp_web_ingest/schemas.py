@@ -66,7 +66,7 @@ class IndexResult(BaseModel):
 class LegOut(BaseModel):
     """What one retrieval leg said of a result."""
 
-    leg: str = Field(description="dense (semantic) or lexical (full-text)")
+    leg: str = Field(description="dense (semantic), lexical (full-text) or sparse (SPLADE learned terms)")
     rank: int = Field(description="1-based rank the leg gave the chunk")
     score: float = Field(description="The leg's raw score")
 
@@ -82,6 +82,7 @@ class SearchHitOut(BaseModel):
     text: str = Field(description="The matching chunk in markdown (trimmed to the budget)")
     score: float = Field(description="Fused reciprocal-rank score; higher is better")
     legs: list[LegOut] = Field(description="Ranks each retrieval leg gave this chunk")
+    rerank_score: float | None = Field(default=None, description="Cross-encoder relevance, when results were reranked")
     collection: str
 
 
@@ -93,6 +94,7 @@ class SearchResult(BaseModel):
     legs_used: list[str]
     took_ms: float
     truncated: bool = Field(description="True when result texts were trimmed to fit max_chars")
+    reranked: bool = Field(default=False, description="True when a cross-encoder reordered the fused candidates")
     notes: list[str] = Field(default_factory=list, description="Caveats about how this search was served")
     results: list[SearchHitOut]
 
@@ -190,6 +192,7 @@ def search_result(o: SearchOutcome) -> SearchResult:
         legs_used=list(o.legs_used),
         took_ms=o.took_ms,
         truncated=o.truncated,
+        reranked=o.reranked,
         notes=list(o.notes),
         results=[
             SearchHitOut(
@@ -202,6 +205,7 @@ def search_result(o: SearchOutcome) -> SearchResult:
                 score=round(h.score, 6),
                 collection=h.collection,
                 legs=[LegOut(leg=leg.leg, rank=leg.rank, score=round(leg.score, 6)) for leg in h.legs],
+                rerank_score=round(h.rerank_score, 6) if h.rerank_score is not None else None,
             )
             for i, h in enumerate(o.hits, start=1)
         ],

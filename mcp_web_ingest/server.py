@@ -251,9 +251,10 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         title="Search indexed pages",
         description=(
             "Search the pages indexed with `index_web_page`. Write the query as a question or keywords; exact API or "
-            "function names work too. Hybrid mode combines semantic (dense) and full-text (lexical) retrieval. Each "
-            "result gives the page URL, a deep link to the nearest heading, the section path and the matching text, "
-            "trimmed so all results fit in `max_chars`. Cite the deep links."
+            "function names work too. Hybrid mode fuses semantic (dense), full-text (lexical) and, when configured, "
+            "learned-sparse (SPLADE) retrieval, then a cross-encoder reranks the candidates when one is configured. "
+            "Each result gives the page URL, a deep link to the nearest heading, the section path and the matching "
+            "text, trimmed so all results fit in `max_chars`. Cite the deep links."
         ),
         annotations=READ_ONLY,
     )
@@ -269,16 +270,24 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             Field(description="Only pages whose URL starts with this, e.g. https://docs.python.org/3/library/"),
         ] = None,
         mode: Annotated[
-            Literal["hybrid", "dense", "lexical"] | None,
-            Field(description="Retrieval mode: hybrid (default), dense (semantic only) or lexical (full-text only)"),
+            Literal["hybrid", "dense", "lexical", "sparse"] | None,
+            Field(
+                description="hybrid (default: every leg fused), or one leg alone for debugging: dense (semantic), "
+                "lexical (full-text), sparse (SPLADE, when configured)"
+            ),
         ] = None,
         max_chars: Annotated[
             int | None, Field(description="Character budget for all result texts together (default 12000)")
         ] = None,
+        rerank: Annotated[
+            bool | None,
+            Field(description="Rerank candidates with the cross-encoder (default: on when a reranker is configured)"),
+        ] = None,
     ) -> SearchResult:
         runtime = runtime_of(ctx)
         try:
-            return search_result(await runtime.pipeline.search(query, k, collection, url_prefix, mode, max_chars))
+            outcome = await runtime.pipeline.search(query, k, collection, url_prefix, mode, max_chars, rerank)
+            return search_result(outcome)
         except WebIngestError as exc:
             raise _tool_error(exc) from exc
 

@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from .db import Database
 from .errors import InvalidInputError, SchemaMismatchError, StoreError
 from .models import Chunk
+from .sparse import SparseVec
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -231,10 +232,15 @@ class PostgresStore:
             return {h: np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v) for h, v in await cur.fetchall()}
 
     async def replace_page(
-        self, collection: str, page: PageRecord, chunks: Sequence[Chunk], vectors: Sequence[np.ndarray]
+        self,
+        collection: str,
+        page: PageRecord,
+        chunks: Sequence[Chunk],
+        vectors: Sequence[np.ndarray],
+        sparse: Sequence[SparseVec] | None = None,
     ) -> int:
-        """Write a page and all its chunks in one transaction, replacing any previous version of the page."""
-        if len(chunks) != len(vectors):
+        """Write a page and all its chunks (and SPLADE postings) in one transaction, replacing its previous version."""
+        if len(chunks) != len(vectors) or (sparse is not None and len(sparse) != len(chunks)):
             raise StoreError("Internal error: chunk and vector counts differ")
         try:
             async with self.db.pool.connection() as conn, conn.transaction():
@@ -298,9 +304,65 @@ class PostgresStore:
                                 np.asarray(vector, dtype=np.float32),
                             )
                         )
+                if sparse is not None:
+                    await self._write_postings(conn, page_id, sparse)
         except psycopg.Error as exc:
             raise StoreError(f"Storing {page.url} failed; the previous version is unchanged: {exc}") from exc
         return page_id
+
+    async def _write_postings(self, conn: psycopg.AsyncConnection, page_id: int, sparse: Sequence[SparseVec]) -> None:
+        """COPY a page's SPLADE postings (chunks are matched by ordinal) and mark its chunks as having them."""
+        cur = await conn.execute("SELECT ordinal, id FROM chunks WHERE page_id = %s", (page_id,))
+        ids = dict(await cur.fetchall())
+        await self._copy_postings(conn, [(ids[i], vec) for i, vec in enumerate(sparse)])
+        await conn.execute("UPDATE chunks SET has_sparse = true WHERE page_id = %s", (page_id,))
+
+    @staticmethod
+    async def _copy_postings(conn: psycopg.AsyncConnection, rows: Sequence[tuple[int, SparseVec]]) -> None:
+        async with (
+            conn.cursor() as cur,
+            cur.copy("COPY chunk_sparse_postings (term, chunk_id, weight) FROM STDIN WITH (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(["int4", "int8", "float4"])
+            for chunk_id, vec in rows:
+                for term, weight in zip(vec.indices, vec.values, strict=True):
+                    if weight > 0:
+                        await copy.write_row((term, chunk_id, weight))
+
+    async def chunks_missing_sparse(self, limit: int) -> list[tuple[int, str, str]]:
+        """(id, context, text) of chunks stored without SPLADE postings (SPLADE was down when they were written)."""
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, context, text FROM chunks WHERE NOT has_sparse ORDER BY id LIMIT %s", (limit,)
+            )
+            return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+
+    async def set_sparse(self, ids: Sequence[int], vectors: Sequence[SparseVec]) -> int:
+        """Store back-filled postings for chunks that still exist and still lack them; returns how many."""
+        async with self.db.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT id FROM chunks WHERE id = ANY(%s) AND NOT has_sparse FOR UPDATE", (list(ids),)
+            )
+            live = {r[0] for r in await cur.fetchall()}
+            rows = [(i, v) for i, v in zip(ids, vectors, strict=True) if i in live]
+            await self._copy_postings(conn, rows)
+            await conn.execute("UPDATE chunks SET has_sparse = true WHERE id = ANY(%s)", ([i for i, _ in rows],))
+        return len(rows)
+
+    async def sparse_candidates(self, query: SparseVec, k: int, where: SearchFilter) -> list[tuple[int, float]]:
+        """Chunks by SPLADE dot product with the query (exact, over the postings), best first."""
+        if not query.indices:
+            return []
+        filter_sql, params = _filter_sql(where)
+        sql = (
+            "SELECT s.chunk_id, s.score FROM (SELECT p.chunk_id, sum(p.weight * q.qw) AS score "
+            "FROM unnest(%s::int[], %s::real[]) AS q(term, qw) JOIN chunk_sparse_postings p USING (term) "
+            "GROUP BY p.chunk_id) s JOIN chunks c ON c.id = s.chunk_id JOIN pages p ON p.id = c.page_id "
+            f"WHERE true{filter_sql} ORDER BY s.score DESC, s.chunk_id LIMIT %s"
+        )
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(sql, [list(query.indices), list(query.values), *params, k])
+            return [(int(i), float(s)) for i, s in await cur.fetchall()]
 
     async def touch_page(
         self, page_id: int, etag: str | None, last_modified: str | None, http_status: int, final_url: str
@@ -456,5 +518,7 @@ class PostgresStore:
     async def truncate_all(self) -> None:
         """Delete every page, chunk and collection except 'default' (tests and `db reset`)."""
         async with self.db.pool.connection() as conn, conn.transaction():
-            await conn.execute("TRUNCATE chunks, pages, crawl_urls, crawl_jobs RESTART IDENTITY CASCADE")
+            await conn.execute(
+                "TRUNCATE chunk_sparse_postings, chunks, pages, crawl_urls, crawl_jobs RESTART IDENTITY CASCADE"
+            )
             await conn.execute("DELETE FROM collections WHERE name <> 'default'")

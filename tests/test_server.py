@@ -58,6 +58,7 @@ async def test_tools_are_described_typed_and_annotated(clean: Runtime, mode: str
             "url_prefix",
             "mode",
             "max_chars",
+            "rerank",
         }
 
 
