@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     fusion_weight_dense: float = Field(default=1.0, ge=0)
     fusion_weight_lexical: float = Field(default=1.0, ge=0)
     fusion_weight_sparse: float = Field(default=1.0, ge=0)
+    fusion_weight_symbol: float = Field(default=2.0, ge=0, description="Weight of the exact-symbol leg.")
     splade_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per SPLADE request.")
     splade_top_k: int | None = Field(default=None, ge=1, description="Keep only the top terms of document vectors.")
     splade_timeout_s: float = Field(default=30.0, gt=0)

@@ -35,13 +35,18 @@ class LegacyPipeline(UnifiedPipeline):
         mode: SearchMode | None = None,
         max_chars: int | None = None,
         rerank: bool | None = None,
+        symbol: str | None = None,
     ) -> SearchOutcome:
         """Dense-only search, never reranked; a lexical, sparse or hybrid request is served dense, and says so."""
-        outcome = await super().search(query, k, collection, url_prefix, "dense", max_chars, rerank=False)
+        outcome = await super().search(query, k, collection, url_prefix, "dense", max_chars, False, symbol)
         if mode not in (None, "dense"):
             note = f"mode {mode!r} is not available on the legacy pipeline (USE_UNIFIED_PIPELINE=false); served dense"
             outcome = SearchOutcome(**{**outcome.__dict__, "notes": (*outcome.notes, note)})
         return outcome
+
+    def symbols(self, chunks: list[Chunk]) -> None:
+        """The legacy pipeline extracts no symbols."""
+        return None
 
     async def _sparse_vectors(self, chunks: list[Chunk]) -> None:
         """The legacy pipeline stores no SPLADE vectors (its chunks are back-filled if the unified one runs later)."""

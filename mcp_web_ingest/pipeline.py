@@ -23,6 +23,7 @@ from .rerank import Reranker
 from .retrieval import MAX_K, Retriever, SearchMode, SearchOutcome
 from .sparse import SparseEncoder, SparseVec
 from .store import PageRecord, PostgresStore, validate_collection
+from .symbols import Symbol, extract_page_symbols
 from .urls import normalize_url, validate_url
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class Pipeline(Protocol):
         mode: SearchMode | None = None,
         max_chars: int | None = None,
         rerank: bool | None = None,
+        symbol: str | None = None,
     ) -> SearchOutcome:
         """Find the chunks that best answer a query."""
         ...
@@ -292,8 +294,9 @@ class UnifiedPipeline:
         watch.lap("embed")
         sparse = await self._sparse_vectors(chunks)
         watch.lap("sparse")
+        symbols = await asyncio.to_thread(self.symbols, chunks)
         await self._report(progress, 3, "storing")
-        page_id = await self.store.replace_page(collection, record, chunks, vectors, sparse)
+        page_id = await self.store.replace_page(collection, record, chunks, vectors, sparse, symbols)
         watch.lap("store")
         self.metrics.chunks_generated.inc(len(chunks))
         self.metrics.chunks_reused.inc(len(chunks) - len(todo))
@@ -311,6 +314,10 @@ class UnifiedPipeline:
             links=links,
             canonical_url=page.canonical_url,
         )
+
+    def symbols(self, chunks: list[Chunk]) -> list[list[Symbol]] | None:
+        """Code symbols per chunk (ENABLE_SYMBOL_EXTRACTION), or None."""
+        return extract_page_symbols(chunks) if self.settings.enable_symbol_extraction else None
 
     async def _sparse_vectors(self, chunks: list[Chunk]) -> list[SparseVec] | None:
         """SPLADE vectors of the chunks, or None when SPLADE is off or failing (the page is back-filled later)."""
@@ -348,8 +355,8 @@ class UnifiedPipeline:
         mode: SearchMode | None = None,
         max_chars: int | None = None,
         rerank: bool | None = None,
+        symbol: str | None = None,
     ) -> SearchOutcome:
         """Hybrid search (dense + lexical + SPLADE when configured), fused by weighted RRF, reranked when enabled."""
-        return await self.retriever.search(
-            query, k, collection, url_prefix, mode or self.default_mode(), max_chars, rerank
-        )
+        mode = mode or self.default_mode()
+        return await self.retriever.search(query, k, collection, url_prefix, mode, max_chars, rerank, symbol)

@@ -18,6 +18,7 @@ from .models import Hit
 from .rerank import Reranker
 from .sparse import SparseEncoder
 from .store import PostgresStore, SearchFilter, StoredChunk, validate_collection
+from .symbols import is_symbol_like
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class Retriever:
         mode: SearchMode,
         max_chars: int | None,
         rerank: bool | None = None,
+        symbol: str | None = None,
     ) -> SearchOutcome:
         """Validate, search, record metrics."""
         query, k, max_chars = self.validate(query, k, max_chars)
@@ -94,7 +96,10 @@ class Retriever:
             raise InvalidInputError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
         if mode == "sparse" and self.sparse is None:
             raise InvalidInputError("mode 'sparse' needs the SPLADE service: set SPLADE_URL")
-        where = SearchFilter(validate_collection(collection) if collection else None, url_prefix or None)
+        symbol = (symbol or "").strip() or None
+        if symbol is not None and len(symbol) > 200:
+            raise InvalidInputError("symbol is too long (200 characters at most)")
+        where = SearchFilter(validate_collection(collection) if collection else None, url_prefix or None, symbol)
         use_rerank = self.reranker is not None and (self.settings.enable_reranking if rerank is None else rerank)
         started = time.perf_counter()
         try:
@@ -156,18 +161,31 @@ class Retriever:
         notes: list[str] = []
         n = max(self.settings.rerank_initial_k, k)
         legs = await self._legs(query, n, where, mode, notes)
+        pinned: list[int] = []
+        if mode == "hybrid" and self.settings.enable_symbol_extraction and is_symbol_like(query):
+            # A query that names a symbol exactly: its defining chunks lead, the chunks using it join the fusion.
+            symbol_leg = await self.store.symbol_candidates(query.strip("`() "), n, where)
+            if symbol_leg:
+                legs["symbol"] = symbol_leg
+                pinned = [cid for cid, score in symbol_leg if score == 4.0]
         weights = {
             "dense": self.settings.fusion_weight_dense,
             "lexical": self.settings.fusion_weight_lexical,
             "sparse": self.settings.fusion_weight_sparse,
+            "symbol": self.settings.fusion_weight_symbol,
         }
         fused = reciprocal_rank_fusion(legs, weights, self.settings.rrf_k)
+        if pinned:
+            first = set(pinned)
+            fused = [f for f in fused if f.chunk_id in first] + [f for f in fused if f.chunk_id not in first]
         # Reranking sees RERANK_INITIAL_K candidates; otherwise a few spare ones cover dropped duplicates.
         pool = fused[: self.settings.rerank_initial_k] if use_rerank else fused[: k * 3]
         rows = await self.store.get_chunks([f.chunk_id for f in pool])
         rerank_scores = await self._rerank(query, pool, rows, notes) if use_rerank and pool else None
         if rerank_scores is not None:
-            pool = sorted(pool, key=lambda f: -rerank_scores.get(f.chunk_id, float("-inf")))
+            # Exact symbol definitions stay first; the cross-encoder orders everything else.
+            first = set(pinned)
+            pool = sorted(pool, key=lambda f: (f.chunk_id not in first, -rerank_scores.get(f.chunk_id, float("-inf"))))
         hits: list[Hit] = []
         seen_text: set[str] = set()
         for f in pool:

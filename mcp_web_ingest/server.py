@@ -283,10 +283,14 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             bool | None,
             Field(description="Rerank candidates with the cross-encoder (default: on when a reranker is configured)"),
         ] = None,
+        symbol: Annotated[
+            str | None,
+            Field(description="Only chunks defining or using this code symbol, e.g. asyncio.gather or useState"),
+        ] = None,
     ) -> SearchResult:
         runtime = runtime_of(ctx)
         try:
-            outcome = await runtime.pipeline.search(query, k, collection, url_prefix, mode, max_chars, rerank)
+            outcome = await runtime.pipeline.search(query, k, collection, url_prefix, mode, max_chars, rerank, symbol)
             return search_result(outcome)
         except WebIngestError as exc:
             raise _tool_error(exc) from exc

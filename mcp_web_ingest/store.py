@@ -17,6 +17,7 @@ from .db import Database
 from .errors import InvalidInputError, SchemaMismatchError, StoreError
 from .models import Chunk
 from .sparse import SparseVec
+from .symbols import Symbol, symbol_keys
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -39,6 +40,7 @@ class SearchFilter:
 
     collection: str | None = None
     url_prefix: str | None = None
+    symbol: str | None = None  # only chunks defining or using this symbol
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,9 @@ def _filter_sql(where: SearchFilter) -> tuple[str, list[Any]]:
         escaped = where.url_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         clauses.append("p.url LIKE %s")
         params.append(escaped + "%")
+    if where.symbol:
+        clauses.append("c.id IN (SELECT chunk_id FROM chunk_symbols WHERE key = lower(%s))")
+        params.append(where.symbol)
     return "".join(" AND " + c for c in clauses), params
 
 
@@ -238,6 +243,7 @@ class PostgresStore:
         chunks: Sequence[Chunk],
         vectors: Sequence[np.ndarray],
         sparse: Sequence[SparseVec] | None = None,
+        symbols: Sequence[Sequence[Symbol]] | None = None,
     ) -> int:
         """Write a page and all its chunks (and SPLADE postings) in one transaction, replacing its previous version."""
         if len(chunks) != len(vectors) or (sparse is not None and len(sparse) != len(chunks)):
@@ -306,6 +312,8 @@ class PostgresStore:
                         )
                 if sparse is not None:
                     await self._write_postings(conn, page_id, sparse)
+                if symbols:
+                    await self._write_symbols(conn, page_id, symbols)
         except psycopg.Error as exc:
             raise StoreError(f"Storing {page.url} failed; the previous version is unchanged: {exc}") from exc
         return page_id
@@ -362,6 +370,40 @@ class PostgresStore:
         )
         async with self.db.pool.connection() as conn:
             cur = await conn.execute(sql, [list(query.indices), list(query.values), *params, k])
+            return [(int(i), float(s)) for i, s in await cur.fetchall()]
+
+    @staticmethod
+    async def _write_symbols(conn: psycopg.AsyncConnection, page_id: int, symbols: Sequence[Sequence[Symbol]]) -> None:
+        """COPY the page's chunk symbols, one row per lookup key."""
+        cur = await conn.execute("SELECT ordinal, id FROM chunks WHERE page_id = %s", (page_id,))
+        ids = dict(await cur.fetchall())
+        rows: set[tuple[int, str, int, bool, str, str, str]] = set()
+        for ordinal, chunk_symbols in enumerate(symbols):
+            for sym in chunk_symbols:
+                full = sym.name.lower()
+                role = 0 if sym.role == "defines" else 1
+                for key in symbol_keys(sym.name):
+                    rows.add((ids[ordinal], key, role, key == full, sym.name, sym.kind, sym.language))
+        async with (
+            conn.cursor() as c,
+            c.copy(
+                "COPY chunk_symbols (chunk_id, key, role, exact, name, kind, language) FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.set_types(["int8", "text", "int2", "bool", "text", "text", "text"])
+            for row in rows:
+                await copy.write_row(row)
+
+    async def symbol_candidates(self, name: str, k: int, where: SearchFilter) -> list[tuple[int, float]]:
+        """Chunks that define (first, exact names before suffixes) or use a symbol; score = 4 - tier."""
+        filter_sql, params = _filter_sql(where)
+        sql = (
+            "SELECT s.chunk_id, 4 - s.tier FROM (SELECT chunk_id, min(role * 2 + (NOT exact)::int) AS tier "
+            "FROM chunk_symbols WHERE key = lower(%s) GROUP BY chunk_id) s JOIN chunks c ON c.id = s.chunk_id "
+            f"JOIN pages p ON p.id = c.page_id WHERE true{filter_sql} ORDER BY s.tier, s.chunk_id LIMIT %s"
+        )
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(sql, [name, *params, k])
             return [(int(i), float(s)) for i, s in await cur.fetchall()]
 
     async def touch_page(
@@ -519,6 +561,7 @@ class PostgresStore:
         """Delete every page, chunk and collection except 'default' (tests and `db reset`)."""
         async with self.db.pool.connection() as conn, conn.transaction():
             await conn.execute(
-                "TRUNCATE chunk_sparse_postings, chunks, pages, crawl_urls, crawl_jobs RESTART IDENTITY CASCADE"
+                "TRUNCATE chunk_symbols, chunk_sparse_postings, chunks, pages, crawl_urls, crawl_jobs "
+                "RESTART IDENTITY CASCADE"
             )
             await conn.execute("DELETE FROM collections WHERE name <> 'default'")

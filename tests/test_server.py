@@ -59,6 +59,7 @@ async def test_tools_are_described_typed_and_annotated(clean: Runtime, mode: str
             "mode",
             "max_chars",
             "rerank",
+            "symbol",
         }
 
 
