@@ -45,10 +45,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     import uvicorn
 
+    from .auth import check_bind
     from .server import create_http_app
 
     host = args.host or settings.mcp_host
     port = args.port or settings.mcp_port
+    check_bind(settings, host, args.insecure_no_auth)
     settings = settings.model_copy(update={"mcp_host": host, "mcp_port": port})
     print(f"mcp-web-ingest {__version__} serving http://{host}:{port}/mcp (SSE at /sse)", file=sys.stderr)
     uvicorn.run(create_http_app(settings), host=host, port=port, log_level=settings.log_level.lower())
@@ -290,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--host", help="bind address (default MCP_HOST, 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (default MCP_PORT, 3000)")
+    s.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="allow binding beyond loopback without MCP_AUTH_TOKEN (only behind something that authenticates)",
+    )
     s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("index", help="index one web page, or crawl a site (--max-depth / --max-pages)")

@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     mcp_host: str = Field(default="127.0.0.1", description="Interface the HTTP transports bind to.")
     mcp_port: int = Field(default=3000, ge=1, le=65535, description="Port of /mcp, /sse, /health and /metrics.")
     log_level: str = Field(default="INFO")
+    mcp_auth_token: SecretStr | None = Field(
+        default=None, description="Bearer token the HTTP transports require (required when binding beyond loopback)."
+    )
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host headers accepted beyond loopback (DNS-rebinding check), e.g. mcp.example:*",
+    )
+    mcp_allowed_origins: list[str] = Field(default_factory=list, description="Origin headers accepted beyond loopback.")
+    metrics_require_auth: bool = Field(default=False, description="Require the bearer token for GET /metrics too.")
 
     # --- embeddings ---
     embedding_provider: Literal["local", "openai"] = Field(default="local")

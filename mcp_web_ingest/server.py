@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from . import __version__
+from .auth import BearerAuthMiddleware, transport_security
 from .config import Settings
 from .crawl import CrawlStatus
 from .errors import InvalidInputError, WebIngestError
@@ -327,8 +328,9 @@ def create_http_app(settings: Settings) -> Starlette:
 
     mcp.custom_route("/health", methods=["GET"])(health_route)
     mcp.custom_route("/metrics", methods=["GET"])(metrics_route)
-    app = mcp.streamable_http_app(host=settings.mcp_host)
-    sse = mcp.sse_app(host=settings.mcp_host)
+    security = transport_security(settings, settings.mcp_host)
+    app = mcp.streamable_http_app(host=settings.mcp_host, transport_security=security)
+    sse = mcp.sse_app(host=settings.mcp_host, transport_security=security)
     for route in sse.routes:
         if (isinstance(route, Route) and route.path == "/sse") or (
             isinstance(route, Mount) and route.path == "/messages"
@@ -344,4 +346,7 @@ def create_http_app(settings: Settings) -> Starlette:
             yield state
 
     app.router.lifespan_context = lifespan
+    if settings.mcp_auth_token is not None:
+        token = settings.mcp_auth_token.get_secret_value()
+        app.add_middleware(BearerAuthMiddleware, token=token, protect_metrics=settings.metrics_require_auth)
     return app
