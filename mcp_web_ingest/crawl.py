@@ -24,6 +24,7 @@ from .pipeline import Pipeline
 from .politeness import HostLimiter
 from .robots import RobotsRules, fetch_robots
 from .scope import CrawlScope
+from .ssrf import guarded_session
 from .store import PostgresStore, validate_collection
 from .urls import normalize_url, validate_url
 
@@ -241,7 +242,10 @@ class CrawlManager:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             timeout = aiohttp.ClientTimeout(total=self.settings.fetch_timeout_s)
-            self._session = aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": self.settings.user_agent})
+            # robots.txt, sitemaps and llms.txt are fetched from URLs a model chose: the SSRF guard applies to them too.
+            self._session = guarded_session(
+                self.settings, timeout=timeout, headers={"User-Agent": self.settings.user_agent}
+            )
         return self._session
 
     async def _run(self, job_id: str) -> None:

@@ -29,6 +29,7 @@ from .fetch import (
     parse_content_type,
 )
 from .models import FetchedPage
+from .ssrf import AddressPolicy
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,11 @@ class Crawl4AIFetcher:
     (429, 5xx) and runner-side failures go to the fallback, which applies the retry policy. Conditional GET is not
     supported through the runner: validators go to the fallback only, and a runner fetch is always a full GET (the
     pipeline's content hash still recognises an unchanged page). ``aclose`` also closes the fallback.
+
+    SSRF: the target URL is checked against the address policy before it goes to the runner, and the final URL after
+    the runner's redirects is checked again. The runner follows redirects and resolves names itself, so an
+    intermediate hop into private space (or a name that re-resolves) is still requested by the runner; such a page
+    is refused, never returned. Deployments that need more must confine the runner's own network egress.
     """
 
     def __init__(self, settings: Settings, fallback: Fetcher, on_outcome: OutcomeCallback | None = None) -> None:
@@ -71,6 +77,7 @@ class Crawl4AIFetcher:
         self.last_error_at: str | None = None
         self.last_strategy: str | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._policy = AddressPolicy.from_settings(settings)
 
     def _session_now(self) -> aiohttp.ClientSession:
         # Created lazily so the fetcher can be built outside a running event loop.
@@ -91,8 +98,13 @@ class Crawl4AIFetcher:
         """Fetch through the runner; on runner failure fetch with the fallback (outcome success/fallback/failed)."""
         if not _is_http_url(url):
             raise InvalidInputError(f"Cannot fetch {url!r}: only absolute http:// and https:// URLs can be fetched")
+        # The runner resolves and connects on its own, so the target is vetted here, before it is sent there.
+        await self._policy.check(url)
         try:
             page = await self._via_runner(url)
+            if page.final_url != url:
+                # The runner followed redirects itself; a page that ended in private space is refused, not stored.
+                await self._policy.check(page.final_url)
         except _RunnerFailure as exc:
             self.last_error, self.last_error_at = str(exc), datetime.now(UTC).isoformat(timespec="seconds")
             log.warning("crawl4ai runner gave no page for %s, using the built-in fetcher: %s", url, exc)

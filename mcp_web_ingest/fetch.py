@@ -19,6 +19,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from .config import Settings
 from .errors import FetchError, InvalidInputError, UnsupportedContentError
 from .models import FetchedPage
+from .ssrf import AddressPolicy, guarded_connector
 
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -96,6 +97,7 @@ class HttpFetcher:
             multiplier=retry_base_wait_s, max=settings.fetch_retry_max_wait_s, jitter=retry_base_wait_s
         )
         self._session: aiohttp.ClientSession | None = None
+        self._policy = AddressPolicy.from_settings(settings)
 
     async def start(self) -> None:
         """Open the session now instead of on the first fetch."""
@@ -123,7 +125,10 @@ class HttpFetcher:
             )
             headers = {"User-Agent": s.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
             # auto_decompress stays on: the size cap then counts decompressed bytes, which is what stops gzip bombs.
-            self._session = aiohttp.ClientSession(timeout=timeout, headers=headers, auto_decompress=True)
+            # The connector resolves names through the SSRF policy and dials only the addresses it vetted.
+            self._session = aiohttp.ClientSession(
+                timeout=timeout, headers=headers, auto_decompress=True, connector=guarded_connector(self._policy)
+            )
         return self._session
 
     async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> FetchedPage:
@@ -185,9 +190,14 @@ class HttpFetcher:
         )
 
     async def _check_target(self, url: str) -> None:
-        """Vet each URL before it is requested (the first and every redirect hop); the SSRF guard hooks in here."""
+        """Vet each URL before it is requested (the first and every redirect hop) against the SSRF policy.
+
+        This is what stops IP-literal hosts, which aiohttp never passes to a resolver; host names are vetted again by
+        the connector's resolver at connect time, so a name that re-resolves elsewhere (DNS rebinding) is caught too.
+        """
         if not _is_http_url(url):
             raise FetchError(f"Refusing to fetch {url}: only http:// and https:// URLs can be fetched", url=url)
+        await self._policy.check(url, resolve_names=False)
 
     async def _request_with_retries(self, url: str, headers: dict[str, str] | None = None) -> _Hop:
         """One hop, retried on transient failures with exponential backoff (or the server's Retry-After)."""

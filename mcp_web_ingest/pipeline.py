@@ -284,6 +284,11 @@ class UnifiedPipeline:
         chunks = await asyncio.to_thread(self.chunk, page)
         if not chunks:
             raise ExtractError(f"The page at {key} has no text to index after extraction")
+        if len(chunks) > self.settings.max_chunks_per_page:
+            raise ExtractError(
+                f"The page at {key} would make {len(chunks)} chunks, more than MAX_CHUNKS_PER_PAGE="
+                f"{self.settings.max_chunks_per_page}; raise the limit to index it"
+            )
         watch.lap("chunk")
         await self._report(progress, 2, f"embedding {len(chunks)} chunks")
         known = await self.store.chunk_vectors(existing.id) if existing is not None else {}

@@ -63,7 +63,7 @@ class Retriever:
 
     def validate(self, query: str, k: int | None, max_chars: int | None) -> tuple[str, int, int]:
         """Check and normalise search arguments, with messages that say what to change."""
-        query = (query or "").strip()
+        query = (query or "").replace("\x00", " ").strip()  # PostgreSQL text cannot hold NUL
         if not query:
             raise InvalidInputError("The query is empty: describe what you are looking for in a few words")
         if len(query) > self.settings.max_query_chars:

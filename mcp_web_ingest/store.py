@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import psycopg
 from psycopg.rows import dict_row
+from psycopg_pool import PoolTimeout
 
 from .db import Database
 from .errors import InvalidInputError, SchemaMismatchError, StoreError
@@ -135,6 +138,24 @@ def tsquery_text_is_strict(query: str) -> bool:
     return '"' in query or re.search(r"(^|\s)-\w", query) is not None or re.search(r"\bor\b", query, re.I) is not None
 
 
+def _translate_errors(cls: type) -> type:
+    """Wrap every public coroutine of cls so database failures leave as StoreError (a restart, a lost connection)."""
+    for name, fn in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.iscoroutinefunction(fn):
+            continue
+
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, __fn: Any = fn, **kwargs: Any) -> Any:
+            try:
+                return await __fn(*args, **kwargs)
+            except (psycopg.Error, PoolTimeout) as exc:
+                raise StoreError(f"Database error ({type(exc).__name__}): {exc}; try again in a moment") from exc
+
+        setattr(cls, name, wrapper)
+    return cls
+
+
+@_translate_errors
 class PostgresStore:
     """Pages, chunks, dense vectors (pgvector HNSW) and full text (tsvector GIN) in one PostgreSQL database."""
 

@@ -55,7 +55,9 @@ def validate_url(url: str) -> str:
         raise InvalidInputError(f"URL has no host name (got {_show(url)}); expected e.g. https://example.com/.")
     if _CONTROL_OR_SPACE.search(parts.netloc):
         raise InvalidInputError(f"URL host must not contain spaces (got {_show(url)}).")
-    if not (host.startswith("[") or ":" in host) and (not _HOST_CHARS.match(host) or ".." in host):
+    if not (host.startswith("[") or ":" in host) and (
+        not _HOST_CHARS.match(host) or ".." in host or not host.strip(".")
+    ):
         raise InvalidInputError(f"URL host {host!r} is not a valid host name (got {_show(url)}).")
     if port == 0:
         raise InvalidInputError(f"URL port 0 is not a usable port (got {_show(url)}).")

@@ -49,6 +49,7 @@ def settings(data_dir: Path) -> Settings:
         fetch_retry_max_wait_s=2,
         fetch_timeout_s=10,
         fetch_max_bytes=2 * 1024 * 1024,
+        allow_private_networks=True,  # the test site runs on 127.0.0.1; tests/test_ssrf.py covers the guard
     )
 
 

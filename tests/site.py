@@ -524,6 +524,15 @@ def make_site_app() -> web.Application:
     r.add_put("/crawl/{path:.+\\.html}", _crawl_put)
     r.add_delete("/crawl/{path:.+\\.html}", _crawl_delete)
     r.add_get("/js-rendered.html", _js_rendered)
+    r.add_get("/bad/nested", _bad_nested)
+    r.add_get("/bad/broken.html", _bad_broken)
+    r.add_get("/bad/nav-only.html", _bad_nav_only)
+    r.add_get("/bad/huge-code.html", _bad_huge_code)
+    r.add_get("/bad/drip", _bad_drip)
+    r.add_get("/bad/sjis.html", _bad_encoded)
+    r.add_get("/bad/utf16.html", _bad_encoded)
+    r.add_get("/bad/empty-body", _bad_empty_body)
+    r.add_get("/bad/nul.html", _bad_nul)
     r.add_get("/", _static)
     r.add_get("/{path:.+}", _static)
     return app
@@ -548,3 +557,77 @@ async def _js_rendered(request: web.Request) -> web.Response:
     """/js-rendered.html: an empty body that only JavaScript fills (a heading and 'quasar flux')."""
     script = "<script>document.body.innerHTML = '<h1>Rendered by JS</h1><p>quasar flux</p>';</script>"
     return _html(_page("JS-rendered page", f"<noscript>This page needs JavaScript.</noscript>{script}"))
+
+
+# --- /bad/: hostile and malformed pages for tests/test_bad_input.py ----------------------------------------------
+
+
+async def _bad_nested(request: web.Request) -> web.Response:
+    """/bad/nested?depth=N: a paragraph inside N nested <div>s (default 3000)."""
+    depth = int(request.query.get("depth", "3000"))
+    body = "<div>" * depth + "<p>Deep zorblax sediment at the bottom.</p>" + "</div>" * depth
+    return _html(_page("Deeply nested", f"<h1>Deeply nested</h1>{body}"))
+
+
+async def _bad_broken(request: web.Request) -> web.Response:
+    """/bad/broken.html?title=open: unclosed and mis-nested tags, stray end tags, bad entities, an open comment."""
+    body = (
+        "<h1>Broken <b>markup</h1></b><p>First quibblefrost paragraph<p>second <i>one <b>mis</i>nested</b>"
+        "</div></span><ul><li>one<li>two</ul><table><tr><td>cell<td>cell 2</table><p>tail &amp &lt;&gt; &#xZZ;"
+        "<h2>Still a heading<p>quibblefrost notes under it <!-- a comment that never"
+    )
+    # ?title=open leaves <title> unclosed: browsers, too, then read the whole document as the title.
+    head = "<title>Broken page" + ("" if request.query.get("title") == "open" else "</title>")
+    return web.Response(text=f"<html><head>{head}<body>{body}", content_type="text/html", charset="utf-8")
+
+
+async def _bad_nav_only(request: web.Request) -> web.Response:
+    """/bad/nav-only.html: nothing but header, navigation and footer."""
+    links = "".join(f'<li><a href="/p{i}.html">Section {i}</a></li>' for i in range(40))
+    body = f"<header><a href='/'>Home</a></header><nav><ul>{links}</ul></nav><footer>© 2024 Example</footer>"
+    return _html(_page("Navigation only", body))
+
+
+async def _bad_huge_code(request: web.Request) -> web.Response:
+    """/bad/huge-code.html?lines=N: a heading, a paragraph and one N-line (default 20000) Python code block."""
+    lines = int(request.query.get("lines", "20000"))
+    code = "\n".join(f"value_{i} = compute_gleeblorp({i})  # line {i}" for i in range(lines))
+    body = f'<h1>Huge listing</h1><p>The gleeblorp generator.</p><pre><code class="language-python">{code}</code></pre>'
+    return _html(_page("Huge listing", body))
+
+
+async def _bad_drip(request: web.Request) -> web.StreamResponse:
+    """/bad/drip?seconds=S: sends a few bytes every 0.1 s for S seconds (default 5): never idle, never done."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/html; charset=utf-8"})
+    await resp.prepare(request)
+    try:
+        await resp.write(b"<!DOCTYPE html><html><body><h1>Drip</h1>")
+        for _ in range(int(float(request.query.get("seconds", "5")) * 10)):
+            await asyncio.sleep(0.1)
+            await resp.write(b"<p>drip</p>")
+        await resp.write_eof()
+    except ConnectionError:
+        pass
+    return resp
+
+
+async def _bad_encoded(request: web.Request) -> web.Response:
+    """/bad/sjis.html (Shift_JIS, declared in <meta> only) and /bad/utf16.html (UTF-16 with a BOM, no label)."""
+    text = "<h1>文字コード</h1><p>シフトジスで書かれた説明文です。</p>"
+    if request.path.endswith("utf16.html"):
+        page = _page("UTF-16 page", text).replace('<meta charset="utf-8">', "")
+        return web.Response(body=page.encode("utf-16"), headers={"Content-Type": "text/html"})
+    page = _page("Shift_JIS page", text).replace('<meta charset="utf-8">', '<meta charset="shift_jis">')
+    return web.Response(body=page.encode("shift_jis"), headers={"Content-Type": "text/html"})
+
+
+async def _bad_empty_body(request: web.Request) -> web.Response:
+    """/bad/empty-body: 200, text/html, zero bytes."""
+    return web.Response(body=b"", headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+async def _bad_nul(request: web.Request) -> web.Response:
+    """/bad/nul.html: a text/html page with a NUL byte past the first kilobyte (where binary sniffing stops)."""
+    filler = "<p>Zymurgic padding paragraph about fermentation vats.</p>" * 30
+    body = f"<h1>NUL page</h1>{filler}<p>before\x00after the zymurgic NUL</p>"
+    return web.Response(body=_page("NUL page", body).encode(), headers={"Content-Type": "text/html; charset=utf-8"})

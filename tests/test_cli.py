@@ -26,6 +26,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path, clean: Runtime) -> 
     """Point the CLI at the session database (and away from any developer .env)."""
     monkeypatch.setenv("DATA_DIR", str(data_dir))
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("ALLOW_PRIVATE_NETWORKS", "true")  # the test site is on 127.0.0.1
     monkeypatch.chdir(data_dir)
 
 

@@ -16,6 +16,7 @@ from .openai_compat import Behaviour, serve
 
 
 def _settings(tmp_path: Path, **kw: object) -> Settings:
+    kw.setdefault("allow_private_networks", True)  # local endpoints on 127.0.0.1
     return Settings(_env_file=None, data_dir=tmp_path, **kw)  # type: ignore[call-arg]
 
 

@@ -28,7 +28,7 @@ def _postmaster_pid(data_dir: Path) -> int | None:
 
 
 def _settings(data_dir: Path) -> Settings:
-    return Settings(_env_file=None, data_dir=data_dir)  # type: ignore[call-arg]
+    return Settings(_env_file=None, data_dir=data_dir, allow_private_networks=True)  # type: ignore[call-arg]
 
 
 async def test_two_users_in_one_process_share_the_server(tmp_path: Path) -> None:

@@ -58,6 +58,7 @@ async def make_fetcher(tmp_path: Path) -> AsyncIterator[Callable[..., HttpFetche
             "fetch_timeout_s": 5.0,
             "fetch_connect_timeout_s": 2.0,
             "fetch_retry_max_wait_s": 2.0,
+            "allow_private_networks": True,  # the site is on 127.0.0.1
         }
         options.update(overrides)
         fetcher = HttpFetcher(Settings(**options), retry_base_wait_s=0.01)
@@ -170,7 +171,8 @@ async def test_check_target_sees_every_hop(site: Site, make_fetcher, tmp_path: P
             seen.append(url)
             await super()._check_target(url)
 
-    fetcher = Recording(Settings(_env_file=None, data_dir=tmp_path, fetch_retries=1))  # type: ignore[call-arg]
+    options = {"data_dir": tmp_path, "fetch_retries": 1, "allow_private_networks": True}
+    fetcher = Recording(Settings(_env_file=None, **options))  # type: ignore[call-arg]
     try:
         await fetcher.fetch(site.url("/redirect-chain/2"))
     finally:

@@ -195,3 +195,13 @@ async def test_python_docs_asyncio_gather_query(clean: Runtime, docs_url: str) -
     assert res.hits[0].url.endswith("library/json.html")
     res = await clean.pipeline.search("itertools.groupby", k=5, mode="lexical")
     assert any("groupby" in h.text for h in res.hits[:3])
+
+
+async def test_chunk_limit_per_page(clean: Runtime, site_url: str) -> None:
+    from mcp_web_ingest.pipeline import UnifiedPipeline
+
+    small = clean.settings.model_copy(update={"max_chunks_per_page": 2})
+    pipeline = UnifiedPipeline(small, clean.fetcher, clean.embedder, clean.store, clean.metrics)
+    with pytest.raises(ExtractError, match="MAX_CHUNKS_PER_PAGE=2"):
+        await pipeline.index_page(f"{site_url}/guide/install.html")
+    assert (await _counts(clean))["pages"] == 0

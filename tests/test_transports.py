@@ -26,7 +26,8 @@ CLI = str(Path(sys.executable).parent / "mcp-web-ingest")
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """Environment of a server subprocess sharing the session's embedded database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MCP_", "EMBEDDING_"))}
-    env.update(DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", LOG_LEVEL="WARNING", **extra)
+    env.update(DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", LOG_LEVEL="WARNING", ALLOW_PRIVATE_NETWORKS="true")
+    env.update(extra)
     return env
 
 
@@ -156,7 +157,7 @@ async def test_inspector_cli_over_http(clean: Runtime, http_server: str, site_ur
 async def test_inspector_cli_over_stdio(clean: Runtime, data_dir: Path, site_url: str) -> None:
     env_args: list[str] = []
     for key, value in server_env(data_dir).items():
-        if key in ("DATA_DIR", "HF_HUB_OFFLINE", "LOG_LEVEL", "XDG_RUNTIME_DIR"):
+        if key in ("DATA_DIR", "HF_HUB_OFFLINE", "LOG_LEVEL", "XDG_RUNTIME_DIR", "ALLOW_PRIVATE_NETWORKS"):
             env_args += ["-e", f"{key}={value}"]
     # Options first, then `--`: the Inspector would otherwise take our `--transport` for its own.
     base = [*_inspector(), *env_args]

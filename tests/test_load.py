@@ -1,0 +1,69 @@
+"""tools/load.py against a real `mcp-web-ingest serve` process: a 3-client, 3-second smoke run (no timing claims)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from mcp_web_ingest.runtime import Runtime
+from tools.load import percentiles, run_load
+
+from .conftest import free_port
+from .test_transports import CLI, server_env
+
+
+@pytest.fixture
+async def server(data_dir: Path, runtime: Runtime) -> AsyncIterator[tuple[str, int]]:
+    """A server process on a free port: (base URL, pid)."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        CLI, "serve", "--port", str(port), env=server_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as s:
+            for _ in range(240):
+                if proc.returncode is not None:
+                    err = await proc.stderr.read() if proc.stderr else b""
+                    pytest.fail(f"server exited early: {err.decode()[-2000:]}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with s.get(base + "/health") as r:
+                        if r.status == 200:
+                            break
+                await asyncio.sleep(0.25)
+            else:
+                pytest.fail("server did not become healthy within 60 s")
+        yield base, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
+            proc.kill()
+
+
+async def test_load_smoke(clean: Runtime, server: tuple[str, int], site_url: str) -> None:
+    base, pid = server
+    page = f"{site_url}/guide/install.html"
+    await clean.pipeline.index_page(page)
+    report = await run_load(base, clients=3, seconds=3, index_urls=[page])
+    expected = {"requests", "throughput_rps", "latency_ms", "errors", "index", "rss_mb", "health_latency_ms", "note"}
+    assert expected <= report.keys()
+    assert report["errors"] == 0, report["error_samples"]
+    assert report["index"]["errors"] == 0, report["index"]["error_samples"]
+    assert report["requests"] > 0 and report["index"]["calls"] > 0
+    assert set(report["latency_ms"]) == {"p50", "p95", "p99", "max", "mean"}
+    assert report["server_pid"] == pid and report["rss_mb"]["peak"] > 0  # found by the listening port
+    assert report["health_latency_ms"]["samples"] > 0 and report["health_errors"] == 0
+
+
+def test_percentiles() -> None:
+    assert percentiles([]) is None
+    stats = percentiles([float(v) for v in range(1, 101)])
+    assert stats == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0, "mean": 50.5}
