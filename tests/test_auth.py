@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from mcp_web_ingest.config import Settings
 from mcp_web_ingest.runtime import Runtime
 
 from .conftest import free_port
-from .test_transports import CLI, server_env
+from .servers import running_server
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -27,26 +25,8 @@ TOKEN = "s3cret-token-for-tests"
 @pytest.fixture(scope="module")
 async def protected(data_dir: Path, runtime: Runtime) -> AsyncIterator[str]:
     """A server requiring MCP_AUTH_TOKEN (and the token for /metrics too)."""
-    port = free_port()
-    env = server_env(data_dir, MCP_AUTH_TOKEN=TOKEN, METRICS_REQUIRE_AUTH="true")
-    proc = await asyncio.create_subprocess_exec(
-        CLI, "serve", "--port", str(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as s:
-            for _ in range(240):
-                try:
-                    async with s.get(base + "/health") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.25)
-        yield base
-    finally:
-        proc.terminate()
-        await proc.wait()
+    async with running_server(data_dir, MCP_AUTH_TOKEN=TOKEN, METRICS_REQUIRE_AUTH="true") as server:
+        yield server.base
 
 
 async def test_token_required_except_for_health(protected: str) -> None:

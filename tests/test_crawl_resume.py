@@ -4,39 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 from pathlib import Path
 
 import aiohttp
-import pytest
 from mcp import Client
 
 from mcp_web_ingest.runtime import Runtime
 
-from .conftest import free_port
-from .test_transports import CLI, server_env
+from .servers import ServerProcess, start_server
 
 
-async def _start_server(data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
-    port = free_port()
+async def _start_server(data_dir: Path) -> ServerProcess:
     # A slow per-host rate keeps the crawl running long enough to be killed in the middle.
-    env = server_env(data_dir, CRAWL_REQUESTS_PER_SECOND="4", CRAWL_CONCURRENCY="2")
-    proc = await asyncio.create_subprocess_exec(
-        CLI, "serve", "--port", str(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as s:
-        for _ in range(240):
-            if proc.returncode is not None:
-                pytest.fail("server exited during start-up")
-            try:
-                async with s.get(base + "/health") as r:
-                    if r.status == 200:
-                        return proc, base
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.25)
-    pytest.fail("server did not start")
+    return await start_server(data_dir, CRAWL_REQUESTS_PER_SECOND="4", CRAWL_CONCURRENCY="2")
 
 
 async def _status(base: str, job_id: str, wait: float = 0) -> dict:
@@ -49,7 +29,8 @@ async def _status(base: str, job_id: str, wait: float = 0) -> dict:
 async def test_sigkill_mid_crawl_then_resume(clean: Runtime, data_dir: Path, site_url: str) -> None:
     async with aiohttp.ClientSession() as s, s.put(f"{site_url}/_control/reset"):
         pass
-    proc, base = await _start_server(data_dir)
+    server = await _start_server(data_dir)
+    proc, base = server.proc, server.base
     try:
         async with Client(base + "/mcp") as client:
             res = await client.call_tool(
@@ -73,12 +54,11 @@ async def test_sigkill_mid_crawl_then_resume(clean: Runtime, data_dir: Path, sit
     job = await clean.jobs.get(job_id)
     assert job is not None and job.state == "running"  # the dead server's job waits to be resumed
 
-    proc, base = await _start_server(data_dir)  # resumes orphaned jobs at start-up
+    server = await _start_server(data_dir)  # resumes orphaned jobs at start-up
     try:
-        final = await _status(base, job_id, wait=120)
+        final = await _status(server.base, job_id, wait=120)
     finally:
-        proc.terminate()
-        await proc.wait()
+        await server.stop()
     assert final["finished"] and final["state"] == "partial"
     assert final["counts"]["queued"] == final["counts"]["in_progress"] == 0
     async with clean.db.pool.connection() as conn:

@@ -2,50 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from mcp_web_ingest.runtime import Runtime
 from tools.load import percentiles, run_load
 
-from .conftest import free_port
-from .test_transports import CLI, server_env
+from .servers import running_server
 
 
 @pytest.fixture
 async def server(data_dir: Path, runtime: Runtime) -> AsyncIterator[tuple[str, int]]:
     """A server process on a free port: (base URL, pid)."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        CLI, "serve", "--port", str(port), env=server_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as s:
-            for _ in range(240):
-                if proc.returncode is not None:
-                    err = await proc.stderr.read() if proc.stderr else b""
-                    pytest.fail(f"server exited early: {err.decode()[-2000:]}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with s.get(base + "/health") as r:
-                        if r.status == 200:
-                            break
-                await asyncio.sleep(0.25)
-            else:
-                pytest.fail("server did not become healthy within 60 s")
-        yield base, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 20)
-        except TimeoutError:
-            proc.kill()
+    async with running_server(data_dir) as srv:
+        yield srv.base, srv.pid
 
 
 async def test_load_smoke(clean: Runtime, server: tuple[str, int], site_url: str) -> None:

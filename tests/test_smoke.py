@@ -8,13 +8,12 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from mcp_web_ingest.runtime import Runtime
 
 from .conftest import free_port
-from .test_transports import CLI, server_env
+from .servers import running_server
 
 SMOKE = str(Path(__file__).resolve().parent.parent / "tools" / "smoke.py")
 STEPS = ("health-http", "metrics", "mcp-connect", "health-tool", "index", "search", "metrics-moved", "cleanup")
@@ -23,33 +22,8 @@ STEPS = ("health-http", "metrics", "mcp-connect", "health-tool", "index", "searc
 @pytest.fixture(scope="module")
 async def smoke_server(data_dir: Path, runtime: Runtime) -> AsyncIterator[str]:
     """`mcp-web-ingest serve` on a free port, sharing the session's embedded database; yields its base URL."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        CLI, "serve", "--port", str(port), env=server_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as s:
-            for _ in range(240):
-                if proc.returncode is not None:
-                    err = await proc.stderr.read() if proc.stderr else b""
-                    pytest.fail(f"server exited early: {err.decode()[-2000:]}")
-                try:
-                    async with s.get(base + "/health") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.25)
-            else:
-                pytest.fail("server did not become healthy within 60 s")
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 20)
-        except TimeoutError:
-            proc.kill()
+    async with running_server(data_dir) as server:
+        yield server.base
 
 
 async def _smoke(*args: str) -> tuple[int, str]:

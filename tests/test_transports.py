@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,49 +17,14 @@ from mcp.client.sse import sse_client
 
 from mcp_web_ingest.runtime import Runtime
 
-from .conftest import free_port
-
-CLI = str(Path(sys.executable).parent / "mcp-web-ingest")
-
-
-def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """Environment of a server subprocess sharing the session's embedded database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MCP_", "EMBEDDING_"))}
-    env.update(DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", LOG_LEVEL="WARNING", ALLOW_PRIVATE_NETWORKS="true")
-    env.update(extra)
-    return env
+from .servers import CLI, running_server, server_env
 
 
 @pytest.fixture(scope="module")
 async def http_server(data_dir: Path, runtime: Runtime) -> AsyncIterator[str]:
     """`mcp-web-ingest serve` as a real process on a free port; yields its base URL."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        CLI, "serve", "--port", str(port), env=server_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as s:
-            for _ in range(240):
-                if proc.returncode is not None:
-                    err = await proc.stderr.read() if proc.stderr else b""
-                    pytest.fail(f"server exited early: {err.decode()[-2000:]}")
-                try:
-                    async with s.get(base + "/health") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.25)
-            else:
-                pytest.fail("server did not become healthy within 60 s")
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 20)
-        except TimeoutError:
-            proc.kill()
+    async with running_server(data_dir) as server:
+        yield server.base
 
 
 async def test_health_and_metrics_endpoints(http_server: str) -> None:

@@ -1,0 +1,77 @@
+"""The ONNX Runtime embedder gives the same vectors as sentence-transformers (fp32) and implements the protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from mcp_web_ingest.config import Settings
+from mcp_web_ingest.embed import resolve_local_model_dir
+from mcp_web_ingest.embed_onnx import OnnxEmbedder, OnnxEncoder, pool
+
+TEXTS = [
+    "how do I pretty-print JSON",
+    "asyncio › Coroutines and Tasks\n\nasyncio.gather() runs awaitable objects concurrently. " * 30,
+    "x",
+    "pathlib › Basic use\n\nListing Python source files in this directory tree: sorted(p.rglob('*.py'))",
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> Path:
+    """The bundled all-MiniLM-L6-v2 directory."""
+    return resolve_local_model_dir("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the test exports the ONNX model (once per module)."""
+    return tmp_path_factory.mktemp("onnx-models")
+
+
+def test_pool_mean_ignores_padding() -> None:
+    """Masked mean pooling, then unit length."""
+    hidden = np.array([[[1.0, 0.0], [3.0, 0.0], [100.0, 100.0]]], dtype=np.float32)
+    out = pool(hidden, np.array([[1, 1, 0]]))
+    assert np.allclose(out, [[1.0, 0.0]])
+    assert np.allclose(pool(hidden, np.array([[1, 1, 1]]), "cls"), [[1.0, 0.0]])
+
+
+def test_fp32_matches_sentence_transformers(model_dir: Path, cache_dir: Path) -> None:
+    """Cosine >= 0.999 with sentence-transformers' normalised vectors, in input order (batches are length-sorted)."""
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True).encode(
+        TEXTS, normalize_embeddings=True, convert_to_numpy=True
+    )
+    encoder = OnnxEncoder(model_dir, cache_dir, batch_size=2)
+    vectors = encoder.encode(TEXTS)
+    assert vectors.shape == reference.shape
+    cosines = (vectors * reference).sum(axis=1)
+    assert cosines.min() >= 0.999, cosines
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (cache_dir / encoder.path.parent.name / "model.onnx").exists()
+
+
+async def test_embedder_protocol(cache_dir: Path, tmp_path: Path) -> None:
+    """OnnxEmbedder reports the same model name and dimension as the torch embedder and embeds asynchronously."""
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    embedder = OnnxEmbedder(settings, cache_dir=cache_dir)
+    assert embedder.model_name == "sentence-transformers/all-MiniLM-L6-v2"
+    assert embedder.dimension == 384
+    assert (await embedder.health())["status"] == "loading"
+    try:
+        docs = await embedder.embed_documents(TEXTS[:2])
+        query = await embedder.embed_query(TEXTS[0])
+        assert len(docs) == 2
+        assert float(np.dot(docs[0], query)) == pytest.approx(1.0, abs=1e-5)
+        assert await embedder.embed_documents([]) == []
+        health = await embedder.health()
+        assert (health["status"], health["backend"]) == ("ok", "onnx")
+    finally:
+        await embedder.aclose()
