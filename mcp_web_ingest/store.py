@@ -134,8 +134,9 @@ def _filter_sql(where: SearchFilter) -> tuple[str, list[Any]]:
 
 
 def tsquery_text_is_strict(query: str) -> bool:
-    """Whether the user wrote search operators (quotes, -exclusion, or) that must keep websearch semantics."""
-    return '"' in query or re.search(r"(^|\s)-\w", query) is not None or re.search(r"\bor\b", query, re.I) is not None
+    """Whether the user wrote search operators (quotes, -exclusion) that must keep websearch semantics."""
+    # A plain "or" needs no strict mode: the relaxed query ORs every word anyway, and strict mode would AND the rest.
+    return '"' in query or re.search(r"(^|\s)-\w", query) is not None
 
 
 def _translate_errors(cls: type) -> type:

@@ -59,3 +59,19 @@ def test_share_budget_gives_short_texts_all_and_splits_the_rest() -> None:
     assert share_budget([100, 5000, 5000], 2100, minimum=50) == [100, 1000, 1000]
     assert share_budget([10, 20], 1000) == [10, 20]
     assert share_budget([5000] * 5, 1000, minimum=200) == [200] * 5
+
+
+@pytest.mark.parametrize(
+    ("query", "strict"),
+    [
+        ("handle Ctrl-C or SIGTERM in a program", False),
+        ("run coroutines concurrently", False),
+        ('"exact phrase" here', True),
+        ("json -yaml", True),
+        ("well-known names", False),
+    ],
+)
+def test_lexical_strict_mode_only_for_operators(query: str, strict: bool) -> None:
+    from mcp_web_ingest.store import tsquery_text_is_strict
+
+    assert tsquery_text_is_strict(query) is strict
