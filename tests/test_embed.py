@@ -122,3 +122,12 @@ async def test_runtime_with_openai_provider_indexes_and_searches(
             health = await rt.health()
             assert health["embedding"] == {"model": "text-embedding-3-small", "dimension": 384}
             assert all(r.get("dimensions") == 384 for r in behaviour.requests)
+
+
+@pytest.mark.parametrize(("backend", "quantized"), [("onnx", False), ("onnx-int8", True)])
+def test_embedding_backend_setting_picks_onnx(tmp_path: Path, backend: str, quantized: bool) -> None:
+    from mcp_web_ingest.embed_onnx import OnnxEmbedder
+
+    emb = make_embedder(_settings(tmp_path, embedding_backend=backend))
+    assert isinstance(emb, OnnxEmbedder)
+    assert emb.model_name == "sentence-transformers/all-MiniLM-L6-v2" and emb.dimension == 384

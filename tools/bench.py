@@ -1,0 +1,380 @@
+"""Performance bench: extraction, embedding, end-to-end indexing, re-indexing, search latency and memory.
+
+Usage: python tools/bench.py [--docs-dir DIR] [--pages N] [--synthetic N] [--single N] [--data-dir .data/bench/pipeline]
+                             [--backend torch|onnx|onnx-int8] [--out bench.json]
+
+Runs on the local Python docs served on 127.0.0.1 against a fresh index (the DATA_DIR's pages and chunks are
+deleted first). Figures: extract pages/s, fetch+extract pages/s, embedder-only chunks/s on the exact chunk texts vs
+end-to-end indexing chunks/s (pipeline efficiency), unchanged re-index time ÷ first index time, search p50/p95/p99
+per mode beside the floor (query embedding + each leg's raw SQL), the same at a synthetic size, single-page index
+p50/p95 and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mcp_web_ingest.errors import WebIngestError
+from mcp_web_ingest.extract import extract_page
+from mcp_web_ingest.models import Chunk, ExtractedPage, sha256_hex
+from mcp_web_ingest.store import PageRecord, SearchFilter
+from tools.eval import (
+    DEFAULT_DOCS,
+    DEFAULT_MODES,
+    DEFAULT_QUESTIONS,
+    choose_pages,
+    index_pages,
+    list_pages,
+    load_questions,
+    open_runtime,
+    page_url,
+    percentile,
+    prepare_environment,
+    serve_dir,
+)
+
+SYNTHETIC_COLLECTION = "bench-synthetic"
+SYNTHETIC_PAGE_CHUNKS = 100
+
+
+def latency_summary(ms: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99 and mean of a list of millisecond timings."""
+    return {
+        "p50_ms": round(percentile(ms, 0.50), 2),
+        "p95_ms": round(percentile(ms, 0.95), 2),
+        "p99_ms": round(percentile(ms, 0.99), 2),
+        "mean_ms": round(sum(ms) / len(ms), 2) if ms else 0.0,
+        "n": len(ms),
+    }
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[Any, float]:
+    """Await fn() and return its result with the elapsed milliseconds."""
+    started = time.perf_counter()
+    result = await fn()
+    return result, (time.perf_counter() - started) * 1000
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def current_rss_mb() -> float:
+    """Current resident set size of this process in MiB (psutil when installed, else the peak)."""
+    try:
+        import psutil
+    except ImportError:
+        return peak_rss_mb()
+    return round(psutil.Process().memory_info().rss / 2**20, 1)
+
+
+# --- extraction and embedding -----------------------------------------------------------------------------------
+
+
+def read_pages(docs_dir: Path, pages: Sequence[str]) -> dict[str, str]:
+    """HTML of each page by docs-relative path."""
+    return {p: (docs_dir / p).read_text(encoding="utf-8", errors="replace") for p in pages}
+
+
+def extract_all(html: dict[str, str], base_url: str) -> tuple[dict[str, ExtractedPage], float]:
+    """Extract every page (pure CPU, no fetch); returns the pages and pages/s."""
+    started = time.perf_counter()
+    out = {}
+    for rel, text in html.items():
+        try:
+            out[rel] = extract_page(text, page_url(base_url, rel))
+        except WebIngestError:
+            continue
+    return out, len(html) / max(time.perf_counter() - started, 1e-9)
+
+
+async def fetch_extract_rate(runtime: Any, urls: Sequence[str], concurrency: int = 4) -> float:
+    """Pages/s of fetch + extract (extraction on worker threads, as the pipeline does it)."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(url: str) -> None:
+        async with sem:
+            fetched = await runtime.fetcher.fetch(url)
+            with contextlib.suppress(WebIngestError):
+                await asyncio.to_thread(extract_page, fetched.text, fetched.final_url)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(u) for u in urls))
+    return len(urls) / max(time.perf_counter() - started, 1e-9)
+
+
+async def embed_rate(runtime: Any, chunks: Sequence[Chunk]) -> dict[str, float]:
+    """Embedder-only chunks/s on the exact texts the pipeline embeds (model warmed up first)."""
+    await runtime.embedder.embed_documents(["warm-up"])
+    texts = [c.embed_text for c in chunks]
+    cpu = time.process_time()
+    _, ms = await timed(lambda: runtime.embedder.embed_documents(texts))
+    cpu = time.process_time() - cpu
+    return {
+        "chunks": len(texts),
+        "seconds": round(ms / 1000, 2),
+        "chunks_per_s": round(len(texts) / (ms / 1000), 2),
+        "cpu_s": round(cpu, 2),
+        "chunks_per_cpu_s": round(len(texts) / max(cpu, 1e-9), 2),
+    }
+
+
+# --- search latency ---------------------------------------------------------------------------------------------
+
+
+async def search_latency(
+    runtime: Any, queries: Sequence[str], modes: Sequence[str] = DEFAULT_MODES, rounds: int = 2
+) -> dict[str, dict[str, float]]:
+    """End-to-end pipeline.search latency per mode (k=10) over the queries, after one warm-up pass."""
+    out = {}
+    for mode in modes:
+        for q in queries[:3]:
+            await runtime.pipeline.search(q, k=10, mode=mode)
+        samples = []
+        for _ in range(rounds):
+            for q in queries:
+                samples.append((await timed(lambda q=q, mode=mode: runtime.pipeline.search(q, k=10, mode=mode)))[1])
+        out[mode] = latency_summary(samples)
+    return out
+
+
+async def search_floor(runtime: Any, queries: Sequence[str], rounds: int = 2) -> dict[str, dict[str, float]]:
+    """The floor under search: query embedding, and the raw SQL of each leg timed directly on the store."""
+    n = runtime.settings.rerank_initial_k
+    where = SearchFilter()
+    vectors = [await runtime.embedder.embed_query(q) for q in queries]
+    embed_ms, dense_ms, lexical_ms = [], [], []
+    for _ in range(rounds):
+        for q, v in zip(queries, vectors, strict=True):
+            embed_ms.append((await timed(lambda q=q: runtime.embedder.embed_query(q)))[1])
+            dense_ms.append((await timed(lambda v=v: runtime.store.dense_candidates(v, n, where)))[1])
+            lexical_ms.append((await timed(lambda q=q: runtime.store.lexical_candidates(q, n, where)))[1])
+    return {
+        "embed_query": latency_summary(embed_ms),
+        "dense_sql": latency_summary(dense_ms),
+        "lexical_sql": latency_summary(lexical_ms),
+    }
+
+
+def floor_by_mode(floor: dict[str, dict[str, float]]) -> dict[str, float]:
+    """p50 floor of each mode: dense = embed + dense SQL, lexical = lexical SQL, hybrid = the slower leg."""
+    dense = floor["embed_query"]["p50_ms"] + floor["dense_sql"]["p50_ms"]
+    lexical = floor["lexical_sql"]["p50_ms"]
+    return {"dense": round(dense, 2), "lexical": round(lexical, 2), "hybrid": round(max(dense, lexical), 2)}
+
+
+def search_part(chunks: int, latency: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
+    """One search section of the report: index size, latency per mode, the floor legs and each mode's floor."""
+    return {"chunks": chunks, "latency": latency, "floor": floor, "floor_p50_ms": floor_by_mode(floor)}
+
+
+# --- synthetic size ---------------------------------------------------------------------------------------------
+
+
+def unit_vectors(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
+    """n random unit vectors (float32)."""
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def synthetic_chunks(texts: Sequence[str], start: int, count: int, page_no: int) -> list[Chunk]:
+    """`count` chunks copying real chunk texts (cycled), each made unique by a page marker."""
+    out = []
+    for i in range(count):
+        text = texts[(start + i) % len(texts)]
+        path = (f"Synthetic page {page_no}",)
+        out.append(Chunk(i, text, path, None, len(text.split()), sha256_hex(f"{page_no}:{i}:{text}")))
+    return out
+
+
+async def insert_synthetic(runtime: Any, texts: Sequence[str], n: int, seed: int = 0) -> dict[str, float]:
+    """Store n synthetic chunks (random unit vectors, copies of real texts) on fake pages via replace_page."""
+    rng = np.random.default_rng(seed)
+    dim = runtime.embedder.dimension
+    started = time.perf_counter()
+    done, page_no = 0, 0
+    while done < n:
+        count = min(SYNTHETIC_PAGE_CHUNKS, n - done)
+        chunks = synthetic_chunks(texts, done, count, page_no)
+        url = f"http://synthetic.invalid/page-{page_no}"
+        record = PageRecord(url=url, title=f"Synthetic page {page_no}", content_hash=sha256_hex(url), pipeline="bench")
+        await runtime.store.replace_page(SYNTHETIC_COLLECTION, record, chunks, list(unit_vectors(count, dim, rng)))
+        done, page_no = done + count, page_no + 1
+    seconds = time.perf_counter() - started
+    return {"chunks": n, "pages": page_no, "seconds": round(seconds, 2), "chunks_per_s": round(n / seconds, 1)}
+
+
+# --- single-page indexing ---------------------------------------------------------------------------------------
+
+
+async def single_page_latency(runtime: Any, urls: Sequence[str]) -> dict[str, float]:
+    """Index each URL alone into a collection of its own (forces fetch, extract, chunk, embed, store)."""
+    samples, chunks = [], []
+    for i, url in enumerate(urls):
+        outcome, ms = await timed(lambda i=i, url=url: runtime.pipeline.index_page(url, collection=f"bench-single-{i}"))
+        samples.append(ms)
+        chunks.append(outcome.chunk_count)
+    summary = latency_summary(samples)
+    summary["mean_chunks"] = round(sum(chunks) / len(chunks), 1) if chunks else 0.0
+    return summary
+
+
+# --- the whole bench --------------------------------------------------------------------------------------------
+
+
+async def run_bench(
+    runtime: Any,
+    docs_dir: Path,
+    base_url: str,
+    pages: Sequence[str],
+    queries: Sequence[str],
+    synthetic: int,
+    single: int = 10,
+    concurrency: int = 4,
+    rounds: int = 2,
+) -> dict[str, Any]:
+    """Every measurement, in an order where each one sees the index state it should; returns the report."""
+    await runtime.store.truncate_all()
+    urls = [page_url(base_url, p) for p in pages]
+    extracted, extract_pps = await asyncio.to_thread(extract_all, read_pages(docs_dir, pages), base_url)
+    chunks = [c for page in extracted.values() for c in runtime.pipeline.chunk(page)]
+    fetch_pps = await fetch_extract_rate(runtime, urls, concurrency)
+    embed = await embed_rate(runtime, chunks)
+    cpu = time.process_time()
+    first = await index_pages(runtime, urls, concurrency)
+    first["cpu_s"] = round(time.process_time() - cpu, 2)
+    again = await index_pages(runtime, urls, concurrency)
+    e2e_cps = first["chunks"] / max(first["seconds"], 1e-9)
+    counts = await runtime.store.counts()
+    real_search = await search_latency(runtime, queries, rounds=rounds)
+    real_floor = await search_floor(runtime, queries, rounds)
+    single_stats = await single_page_latency(runtime, urls[: max(0, single)])
+    synth = await insert_synthetic(runtime, [c.text for c in chunks] or ["synthetic text"], synthetic)
+    synth_counts = await runtime.store.counts()
+    synth_search = await search_latency(runtime, queries, rounds=rounds)
+    synth_floor = await search_floor(runtime, queries, rounds)
+    return {
+        "pages": len(pages),
+        "chunks": len(chunks),
+        "embedding_model": runtime.embedder.model_name,
+        "extract_pages_per_s": round(extract_pps, 2),
+        "fetch_extract_pages_per_s": round(fetch_pps, 2),
+        "embedder_only": embed,
+        "index_first": {k: first[k] for k in ("indexed", "unchanged", "failed", "chunks", "seconds", "cpu_s")},
+        "index_chunks_per_s": round(e2e_cps, 2),
+        "index_chunks_per_cpu_s": round(first["chunks"] / max(first["cpu_s"], 1e-9), 2),
+        "pipeline_efficiency": round(e2e_cps / max(embed["chunks_per_s"], 1e-9), 3),
+        "reindex_unchanged": {k: again[k] for k in ("indexed", "unchanged", "failed", "seconds")},
+        "reindex_ratio": round(again["seconds"] / max(first["seconds"], 1e-9), 4),
+        "search": search_part(counts["chunks"], real_search, real_floor),
+        "single_page_index": single_stats,
+        "synthetic_insert": synth,
+        "synthetic_search": search_part(synth_counts["chunks"], synth_search, synth_floor),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_mb": current_rss_mb(),
+    }
+
+
+def _search_rows(label: str, part: dict[str, Any]) -> list[str]:
+    """Table rows of one search-latency section."""
+    rows = []
+    for mode, s in part["latency"].items():
+        floor = part["floor_p50_ms"][mode]
+        rows.append(
+            f"| search {mode} @ {part['chunks']} chunks ({label}) | p50 {s['p50_ms']:.1f} / p95 {s['p95_ms']:.1f} / "
+            f"p99 {s['p99_ms']:.1f} ms | floor p50 {floor:.1f} ms (×{s['p50_ms'] / max(floor, 1e-9):.2f}) |"
+        )
+    f = part["floor"]
+    rows.append(
+        f"| floor legs @ {part['chunks']} chunks | embed_query p50 {f['embed_query']['p50_ms']:.1f} ms, "
+        f"dense SQL p50 {f['dense_sql']['p50_ms']:.1f} ms, lexical SQL p50 {f['lexical_sql']['p50_ms']:.1f} ms | |"
+    )
+    return rows
+
+
+def markdown_table(r: dict[str, Any]) -> str:
+    """The bench report as a Markdown table of figures and ratios."""
+    e, s = r["embedder_only"], r["single_page_index"]
+    rows = [
+        "| measure | value | ratio / note |",
+        "|---|---:|---|",
+        f"| pages / chunks | {r['pages']} / {r['chunks']} | {r['embedding_model']} |",
+        f"| extract (pure) | {r['extract_pages_per_s']:.1f} pages/s | |",
+        f"| fetch + extract | {r['fetch_extract_pages_per_s']:.1f} pages/s | |",
+        f"| embedder only | {e['chunks_per_s']:.1f} chunks/s | {e['chunks']} chunks in {e['seconds']} s; "
+        f"{e['chunks_per_cpu_s']:.1f} chunks per process CPU-s |",
+        f"| end-to-end index | {r['index_chunks_per_s']:.1f} chunks/s | efficiency ×{r['pipeline_efficiency']:.2f} "
+        f"of embedder-only ({r['index_first']['seconds']} s; {r['index_chunks_per_cpu_s']:.1f} chunks per process "
+        "CPU-s) |",
+        f"| unchanged re-index | {r['reindex_unchanged']['seconds']} s | ×{r['reindex_ratio']:.3f} of first index |",
+        f"| single-page index | p50 {s['p50_ms']:.0f} / p95 {s['p95_ms']:.0f} ms | {s['mean_chunks']} chunks/page, "
+        f"n={s['n']} |",
+        *_search_rows("docs", r["search"]),
+        f"| synthetic insert | {r['synthetic_insert']['chunks_per_s']:.0f} chunks/s | "
+        f"{r['synthetic_insert']['chunks']} chunks in {r['synthetic_insert']['seconds']} s |",
+        *_search_rows("synthetic", r["synthetic_search"]),
+        f"| peak RSS | {r['peak_rss_mb']:.0f} MiB | bench process only (PostgreSQL runs separately) |",
+        f"| load average (1 min) at the end | {r['load_avg_1m']} | on {os.cpu_count()} cores |",
+    ]
+    return "\n".join(rows)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--docs-dir", type=Path, default=DEFAULT_DOCS)
+    p.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS)
+    p.add_argument("--pages", type=int, default=None, help="bench on N pages (eval-relevant pages + distractors)")
+    p.add_argument("--synthetic", type=int, default=50_000, help="synthetic chunks added for the large-index search")
+    p.add_argument("--single", type=int, default=10, help="pages timed one at a time")
+    p.add_argument("--rounds", type=int, default=2, help="passes over the queries per search measurement")
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--data-dir", type=Path, default=Path(".data/bench/pipeline"))
+    p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default="torch")
+    p.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    return p.parse_args(argv)
+
+
+async def amain(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the bench as the options say and print the table."""
+    questions = load_questions(args.questions)
+    pages = choose_pages(list_pages(args.docs_dir), questions, args.pages)
+    async with serve_dir(args.docs_dir) as base_url, open_runtime(args.data_dir, args.backend) as rt:
+        report = await run_bench(
+            rt, args.docs_dir, base_url, pages, [q.q for q in questions], args.synthetic, args.single,
+            args.concurrency, args.rounds,
+        )  # fmt: skip
+    report["backend"] = args.backend
+    print(markdown_table(report))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    prepare_environment()
+    asyncio.run(amain(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
