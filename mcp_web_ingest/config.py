@@ -150,6 +150,9 @@ class Settings(BaseSettings):
         return [h.strip().lower() for h in hosts if h.strip()]
 
     # --- operations (#7): fields added below this line ---
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Also serve Prometheus metrics on this port (e.g. for stdio mode)."
+    )
 
     @field_validator("openai_base_url")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -58,6 +60,19 @@ class Metrics:
     def observe_fetch(self, status: int | None) -> None:
         """Count a fetch by its status class ('error' when there was no HTTP status)."""
         self.fetches.labels("error" if status is None else f"{status // 100}xx").inc()
+
+    def serve(self, host: str, port: int) -> Callable[[], None]:
+        """Serve /metrics on its own port in a thread (stdio mode has no HTTP app); returns a stop function."""
+        from prometheus_client import start_http_server
+
+        server, thread = start_http_server(port, addr=host, registry=self.registry)
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+        return stop
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -132,6 +132,9 @@ class Runtime:
             if rt.sparse is not None and resume_jobs:
                 backfill = asyncio.create_task(rt._backfill_sparse_forever(), name="sparse-backfill")
                 stack.callback(backfill.cancel)
+            if settings.metrics_port and resume_jobs:  # servers only, not one-shot CLI commands
+                stack.callback(rt.metrics.serve(settings.mcp_host, settings.metrics_port))
+                log.info("metrics on http://%s:%d/metrics", settings.mcp_host, settings.metrics_port)
             resumed = await rt.crawler.resume_orphans() if resume_jobs else []
             if resumed:
                 log.info("resuming crawl jobs: %s", ", ".join(resumed))

@@ -134,3 +134,19 @@ async def test_inspector_cli_over_stdio(clean: Runtime, data_dir: Path, site_url
     rc, out, err = await _run([*base, *call, *server])
     assert rc == 0, err
     assert json.loads(out)["structuredContent"]["results"][0]["url"].endswith("/guide/install.html")
+
+
+async def test_metrics_port_in_stdio_mode(clean: Runtime, data_dir: Path, site_url: str) -> None:
+    """In stdio mode there is no HTTP app: METRICS_PORT serves Prometheus metrics beside it."""
+    from .conftest import free_port
+
+    port = free_port()
+    params = StdioServerParameters(
+        command=CLI, args=["serve", "--transport", "stdio"], env=server_env(data_dir, METRICS_PORT=str(port))
+    )
+    async with Client(params, mode="legacy") as client:
+        await client.call_tool("index_web_page", {"url": f"{site_url}/guide/install.html"})
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as r:
+            assert r.status == 200
+            text = await r.text()
+    assert "web_pages_indexed_total" in text and "web_index_duration_seconds_bucket" in text
