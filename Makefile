@@ -44,7 +44,8 @@ $(NODE_STAMP):
 	cd .tools && npm install --no-audit --no-fund --loglevel=error node@22
 	# npm itself must run on Node 22, or it resolves the old Inspector (0.15) that still supports Node 20.
 	cd .tools && PATH="$(CURDIR)/.tools/node_modules/node/bin:$$PATH" \
-		npm install --no-audit --no-fund --loglevel=error "@modelcontextprotocol/inspector@^2.12"
+		npm install --no-audit --no-fund --loglevel=error "@modelcontextprotocol/inspector@^2.12" \
+		"@modelcontextprotocol/conformance@^0.1.16"
 	touch $(NODE_STAMP)
 
 # crawl4ai (~890 MB: playwright, litellm, nltk...) gets its own venv so its pins cannot clash with ours.

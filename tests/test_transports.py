@@ -150,3 +150,21 @@ async def test_metrics_port_in_stdio_mode(clean: Runtime, data_dir: Path, site_u
             assert r.status == 200
             text = await r.text()
     assert "web_pages_indexed_total" in text and "web_index_duration_seconds_bucket" in text
+
+
+CONFORMANCE = (
+    Path(__file__).resolve().parent.parent / ".tools/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+)
+
+
+@pytest.mark.parametrize("scenario", ["server-initialize", "ping", "tools-list", "dns-rebinding-protection"])
+async def test_conformance_suite(http_server: str, scenario: str) -> None:
+    """The MCP conformance suite's scenarios that apply to a real server (its tool scenarios need test tools)."""
+    node = shutil.which("node")
+    if not CONFORMANCE.exists() or node is None:
+        if os.environ.get("CI"):
+            pytest.fail("the MCP conformance suite is not installed (make node-tools)")
+        pytest.skip("the MCP conformance suite is not installed (make node-tools)")
+    rc, out, err = await _run([node, str(CONFORMANCE), "server", "--url", http_server + "/mcp", "--scenario", scenario])
+    assert rc == 0, out + err
+    assert " 0 failed" in out and "Passed:" in out, out
