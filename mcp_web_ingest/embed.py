@@ -92,17 +92,23 @@ def read_local_dimension(model_dir: Path) -> int:
     raise ConfigError(f"Cannot tell the embedding dimension of the model in {model_dir}")
 
 
-class LocalEmbedder:
-    """A sentence-transformers model run on CPU in a dedicated worker thread, so the event loop never waits on it."""
+class ThreadedLocalEmbedder:
+    """A local model run in a dedicated worker thread, so the event loop never waits on it.
+
+    Subclasses load the model (`_load`) and encode a batch (`_encode_batch`); loading starts in the background at
+    `start()` and the first embed call waits for it.
+    """
+
+    backend = "torch"
 
     def __init__(self, settings: Settings, observe_batch: Any = None) -> None:
         self.model_name = settings.resolved_embedding_model
         self.batch_size = settings.embedding_batch_size
         self._dir = resolve_local_model_dir(self.model_name)
         self._dimension = read_local_dimension(self._dir)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"embedder-{self.backend}")
         self._model: Any = None
-        self._loading: asyncio.Task[None] | None = None
+        self._loading: asyncio.Future[None] | None = None
         self._error: Exception | None = None
         self._observe = observe_batch
 
@@ -111,16 +117,21 @@ class LocalEmbedder:
         """Vector length, known from the model's config before the model loads."""
         return self._dimension
 
-    def _load(self) -> None:
-        from sentence_transformers import SentenceTransformer  # heavy: torch import takes seconds
+    def _load(self) -> Any:
+        """Load and return the model (runs on the worker thread)."""
+        raise NotImplementedError
 
-        self._model = SentenceTransformer(str(self._dir), device="cpu", local_files_only=True)
+    def _encode_batch(self, model: Any, texts: list[str]) -> np.ndarray:
+        """Unit-length vectors of texts (runs on the worker thread)."""
+        raise NotImplementedError
+
+    def _load_into_self(self) -> None:
+        self._model = self._load()
 
     async def start(self) -> None:
         """Begin loading the model in the background; the first embed call waits for it."""
         if self._loading is None:
-            loop = asyncio.get_running_loop()
-            self._loading = asyncio.ensure_future(loop.run_in_executor(self._executor, self._load))
+            self._loading = asyncio.get_running_loop().run_in_executor(self._executor, self._load_into_self)
 
     async def _ready(self) -> Any:
         await self.start()
@@ -134,17 +145,11 @@ class LocalEmbedder:
 
     async def _encode(self, texts: list[str]) -> np.ndarray:
         model = await self._ready()
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            vectors = await loop.run_in_executor(
-                self._executor,
-                lambda: model.encode(
-                    texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
-                ),
-            )
+            vectors = await asyncio.get_running_loop().run_in_executor(self._executor, self._encode_batch, model, texts)
         except Exception as exc:
-            raise EmbeddingError(f"Local embedding failed: {exc}") from exc
+            raise EmbeddingError(f"Local embedding ({self.backend}) failed: {exc}") from exc
         if self._observe is not None:
             self._observe(time.perf_counter() - started)
         return np.asarray(vectors, dtype=np.float32)
@@ -163,8 +168,13 @@ class LocalEmbedder:
         """Loaded, loading or failed."""
         if self._error is not None:
             return {"status": "error", "detail": str(self._error)}
-        state = "ok" if self._model is not None else "loading"
-        return {"status": state, "provider": "local", "model": self.model_name, "dimension": self.dimension}
+        return {
+            "status": "ok" if self._model is not None else "loading",
+            "provider": "local",
+            "backend": self.backend,
+            "model": self.model_name,
+            "dimension": self.dimension,
+        }
 
     async def aclose(self) -> None:
         """Stop the worker thread."""
@@ -174,6 +184,18 @@ class LocalEmbedder:
                 await self._loading
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._model = None
+
+
+class LocalEmbedder(ThreadedLocalEmbedder):
+    """The sentence-transformers model on torch (CPU)."""
+
+    def _load(self) -> Any:
+        from sentence_transformers import SentenceTransformer  # heavy: torch import takes seconds
+
+        return SentenceTransformer(str(self._dir), device="cpu", local_files_only=True)
+
+    def _encode_batch(self, model: Any, texts: list[str]) -> np.ndarray:
+        return model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
 
 
 class _Transient(Exception):

@@ -8,23 +8,18 @@ sentence-transformers' to ~1e-6.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .config import Settings
-from .embed import read_local_dimension, resolve_local_model_dir
-from .errors import EmbeddingError
+from .embed import ThreadedLocalEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +185,8 @@ class OnnxEncoder:
         return np.stack(out)
 
 
-class OnnxEmbedder:
-    """Embedder protocol over OnnxEncoder, run on one worker thread like LocalEmbedder (same model name and space)."""
+class OnnxEmbedder(ThreadedLocalEmbedder):
+    """The same model through ONNX Runtime (same model name and vector space as the torch backend)."""
 
     def __init__(
         self,
@@ -202,81 +197,14 @@ class OnnxEmbedder:
         cache_dir: Path | None = None,
         batch_size: int = 32,
     ) -> None:
-        self.model_name = settings.resolved_embedding_model
         self.quantize = quantize
-        self._dir = resolve_local_model_dir(self.model_name)
-        self._dimension = read_local_dimension(self._dir)
+        self.backend = "onnx-int8" if quantize else "onnx"
+        super().__init__(settings, observe_batch)
         self._cache_dir = cache_dir or settings.data_dir / "models"
-        self._batch_size = batch_size
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-onnx")
-        self._encoder: OnnxEncoder | None = None
-        self._loading: asyncio.Future[None] | None = None
-        self._error: Exception | None = None
-        self._observe = observe_batch
+        self._onnx_batch_size = batch_size
 
-    @property
-    def dimension(self) -> int:
-        """Vector length, known from the model's config before the model loads."""
-        return self._dimension
+    def _load(self) -> OnnxEncoder:
+        return OnnxEncoder(self._dir, self._cache_dir, self.quantize, batch_size=self._onnx_batch_size)
 
-    def _load(self) -> None:
-        self._encoder = OnnxEncoder(self._dir, self._cache_dir, self.quantize, batch_size=self._batch_size)
-
-    async def start(self) -> None:
-        """Begin exporting/loading the model in the background; the first embed call waits for it."""
-        if self._loading is None:
-            self._loading = asyncio.get_running_loop().run_in_executor(self._executor, self._load)
-
-    async def _ready(self) -> OnnxEncoder:
-        await self.start()
-        assert self._loading is not None
-        try:
-            await asyncio.shield(self._loading)
-        except Exception as exc:
-            self._error = exc
-            raise EmbeddingError(f"The ONNX embedding model for {self._dir} failed to load: {exc}") from exc
-        assert self._encoder is not None
-        return self._encoder
-
-    async def _encode(self, texts: list[str]) -> np.ndarray:
-        encoder = await self._ready()
-        started = time.perf_counter()
-        try:
-            vectors = await asyncio.get_running_loop().run_in_executor(self._executor, encoder.encode, texts)
-        except Exception as exc:
-            raise EmbeddingError(f"ONNX embedding failed: {exc}") from exc
-        if self._observe is not None:
-            self._observe(time.perf_counter() - started)
-        return vectors
-
-    async def embed_documents(self, texts: Sequence[str]) -> list[np.ndarray]:
-        """Vectors for the chunk texts."""
-        if not texts:
-            return []
-        return list(await self._encode(list(texts)))
-
-    async def embed_query(self, text: str) -> np.ndarray:
-        """The vector of one query."""
-        return (await self._encode([text]))[0]
-
-    async def health(self) -> dict[str, Any]:
-        """Loaded, loading or failed."""
-        if self._error is not None:
-            return {"status": "error", "detail": str(self._error)}
-        state = "ok" if self._encoder is not None else "loading"
-        backend = "onnx-int8" if self.quantize else "onnx"
-        return {
-            "status": state,
-            "provider": "local",
-            "backend": backend,
-            "model": self.model_name,
-            "dimension": self.dimension,
-        }
-
-    async def aclose(self) -> None:
-        """Stop the worker thread."""
-        if self._loading is not None and not self._loading.done():
-            with contextlib.suppress(Exception):
-                await self._loading
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._encoder = None
+    def _encode_batch(self, model: OnnxEncoder, texts: list[str]) -> np.ndarray:
+        return model.encode(texts)

@@ -51,6 +51,11 @@ and a deep link to the nearest heading; quote them when you answer. Use `collect
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
 
+def _check_wait(wait_seconds: float) -> None:
+    if not 0 <= wait_seconds <= 300:
+        raise InvalidInputError(f"wait_seconds must be between 0 and 300 (got {wait_seconds})")
+
+
 def _tool_error(exc: WebIngestError) -> ToolError:
     return ToolError(str(exc))
 
@@ -125,8 +130,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
     ) -> IndexResult:
         runtime = runtime_of(ctx)
         try:
-            if not 0 <= wait_seconds <= 300:
-                raise InvalidInputError(f"wait_seconds must be between 0 and 300 (got {wait_seconds})")
+            _check_wait(wait_seconds)
             if max_depth == 0 and max_pages == 1:
 
                 async def progress(done: float, total: float | None, message: str | None) -> None:
@@ -166,8 +170,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
     ) -> CrawlJobResult:
         runtime = runtime_of(ctx)
         try:
-            if not 0 <= wait_seconds <= 300:
-                raise InvalidInputError(f"wait_seconds must be between 0 and 300 (got {wait_seconds})")
+            _check_wait(wait_seconds)
             return job_result(await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s)))
         except WebIngestError as exc:
             raise _tool_error(exc) from exc
@@ -241,8 +244,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
     ) -> CrawlJobResult:
         runtime = runtime_of(ctx)
         try:
-            if not 0 <= wait_seconds <= 300:
-                raise InvalidInputError(f"wait_seconds must be between 0 and 300 (got {wait_seconds})")
+            _check_wait(wait_seconds)
             job_id = await runtime.crawler.refresh(collection, url_prefix)
             return job_result(await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s)))
         except WebIngestError as exc:
