@@ -73,3 +73,53 @@ async def test_sigkill_mid_crawl_then_resume(clean: Runtime, data_dir: Path, sit
     # Every page whose URL finished indexed or unchanged is stored exactly once, with all its chunks.
     assert stored[0] == final["counts"]["indexed"] + final["counts"]["unchanged"]
     assert chunks[0] == stored[1]
+
+
+async def test_repeated_sigkills_at_random_moments(clean: Runtime, data_dir: Path, site_url: str) -> None:
+    """Kill the server three times at random points of one crawl (mid-fetch, mid-embedding, mid-write alike)."""
+    import random
+
+    rng = random.Random(20261128)  # reproducible "random" moments
+    async with aiohttp.ClientSession() as s, s.put(f"{site_url}/_control/reset"):
+        pass
+    job_id = None
+    for _ in range(3):
+        server = await _start_server(data_dir)
+        try:
+            async with Client(server.base + "/mcp") as client:
+                if job_id is None:
+                    res = await client.call_tool(
+                        "index_web_page",
+                        {"url": f"{site_url}/crawl/index.html", "max_depth": 5, "max_pages": 60, "wait_seconds": 0},
+                    )
+                    job_id = res.structured_content["job"]["job_id"]
+            await asyncio.sleep(rng.uniform(0.5, 3.0))
+            server.proc.send_signal(signal.SIGKILL)
+            await server.proc.wait()
+        finally:
+            await server.stop()
+    assert job_id is not None
+    server = await _start_server(data_dir)
+    try:
+        final = await _status(server.base, job_id, wait=180)
+    finally:
+        await server.stop()
+    assert final["finished"] and final["state"] == "partial"
+    async with clean.db.pool.connection() as conn:
+        frontier = await (
+            await conn.execute(
+                "SELECT count(*), count(DISTINCT url), count(*) FILTER (WHERE state IN ('queued', 'fetching')) "
+                "FROM crawl_urls WHERE job_id::text = %s",
+                (job_id,),
+            )
+        ).fetchone()
+        stored = await (await conn.execute("SELECT count(*), coalesce(sum(chunk_count), 0) FROM pages")).fetchone()
+        chunks = await (await conn.execute("SELECT count(*) FROM chunks")).fetchone()
+        orphans = await (
+            await conn.execute(
+                "SELECT count(*) FROM pages p WHERE NOT EXISTS (SELECT 1 FROM chunks WHERE page_id = p.id)"
+            )
+        ).fetchone()
+    assert frontier[0] == frontier[1] and frontier[2] == 0
+    assert stored[0] == final["counts"]["indexed"] + final["counts"]["unchanged"]
+    assert chunks[0] == stored[1] and orphans[0] == 0  # no half-written page survived any kill
