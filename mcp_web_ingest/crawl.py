@@ -353,7 +353,6 @@ class CrawlManager:
         if not rules.allowed(url):
             await record(job.id, url, "skipped", reason=f"disallowed by robots.txt ({rules.reason})")
             return
-        stored = await self.store.get_page(job.collection, url)
         try:
             async with self.limiter.slot(url):
                 out = await self.pipeline.index_page(url, job.collection, force=p.force, skip_duplicates=True)
@@ -361,7 +360,8 @@ class CrawlManager:
             await record(job.id, url, "skipped", reason=str(exc))
             return
         except FetchError as exc:
-            if job.kind == "refresh" and exc.status in (404, 410) and stored is not None:
+            stored = await self.store.get_page(job.collection, url) if job.kind == "refresh" else None
+            if stored is not None and exc.status in (404, 410):
                 await self.store.delete_page(stored.id)
                 await record(job.id, url, "removed", change="removed", reason=f"HTTP {exc.status}: page removed")
                 return

@@ -22,7 +22,7 @@ from .models import Chunk, ExtractedPage, FetchedPage
 from .rerank import Reranker
 from .retrieval import MAX_K, Retriever, SearchMode, SearchOutcome
 from .sparse import SparseEncoder, SparseVec
-from .store import PageRecord, PostgresStore, validate_collection
+from .store import PageRecord, PostgresStore, StoredPage, validate_collection
 from .symbols import Symbol, extract_page_symbols
 from .urls import normalize_url, validate_url
 
@@ -198,7 +198,7 @@ class UnifiedPipeline:
                 change="unchanged",
                 links=(),
             )
-        return await self.index_fetched(fetched, collection, watch, progress, force, skip_duplicates)
+        return await self.index_fetched(fetched, collection, watch, progress, force, skip_duplicates, previous)
 
     async def index_fetched(
         self,
@@ -208,8 +208,12 @@ class UnifiedPipeline:
         progress: ProgressFn | None = None,
         force: bool = False,
         skip_duplicates: bool = False,
+        previous: StoredPage | None = None,
     ) -> IndexOutcome:
-        """Extract, chunk, embed and store a page that has already been fetched."""
+        """Extract, chunk, embed and store a page that has already been fetched.
+
+        previous: the stored row of the URL that was fetched, when the caller already read it (saves a query).
+        """
         watch = watch or _Stopwatch()
         await self._report(progress, 1, "extracting")
         # Parsing a large page takes tens of milliseconds of pure CPU: keep it off the event loop.
@@ -229,7 +233,10 @@ class UnifiedPipeline:
             last_modified=fetched.last_modified,
             http_status=fetched.status,
         )
-        existing = await self.store.get_page(collection, key)
+        if previous is not None and previous.url == key:
+            existing: StoredPage | None = previous
+        else:
+            existing = await self.store.get_page(collection, key)
         if existing is not None and existing.content_hash == record.content_hash and not force:
             await self.store.touch_page(
                 existing.id, fetched.etag, fetched.last_modified, fetched.status, fetched.final_url

@@ -332,18 +332,21 @@ class PostgresStore:
                                 np.asarray(vector, dtype=np.float32),
                             )
                         )
-                if sparse is not None:
-                    await self._write_postings(conn, page_id, sparse)
-                if symbols:
-                    await self._write_symbols(conn, page_id, symbols)
+                if sparse is not None or symbols:
+                    cur = await conn.execute("SELECT ordinal, id FROM chunks WHERE page_id = %s", (page_id,))
+                    ids: dict[int, int] = dict(await cur.fetchall())
+                    if sparse is not None:
+                        await self._write_postings(conn, page_id, ids, sparse)
+                    if symbols:
+                        await self._write_symbols(conn, ids, symbols)
         except psycopg.Error as exc:
             raise StoreError(f"Storing {page.url} failed; the previous version is unchanged: {exc}") from exc
         return page_id
 
-    async def _write_postings(self, conn: psycopg.AsyncConnection, page_id: int, sparse: Sequence[SparseVec]) -> None:
-        """COPY a page's SPLADE postings (chunks are matched by ordinal) and mark its chunks as having them."""
-        cur = await conn.execute("SELECT ordinal, id FROM chunks WHERE page_id = %s", (page_id,))
-        ids = dict(await cur.fetchall())
+    async def _write_postings(
+        self, conn: psycopg.AsyncConnection, page_id: int, ids: dict[int, int], sparse: Sequence[SparseVec]
+    ) -> None:
+        """COPY a page's SPLADE postings (ids maps chunk ordinal to id) and mark its chunks as having them."""
         await self._copy_postings(conn, [(ids[i], vec) for i, vec in enumerate(sparse)])
         await conn.execute("UPDATE chunks SET has_sparse = true WHERE page_id = %s", (page_id,))
 
@@ -395,10 +398,10 @@ class PostgresStore:
             return [(int(i), float(s)) for i, s in await cur.fetchall()]
 
     @staticmethod
-    async def _write_symbols(conn: psycopg.AsyncConnection, page_id: int, symbols: Sequence[Sequence[Symbol]]) -> None:
-        """COPY the page's chunk symbols, one row per lookup key."""
-        cur = await conn.execute("SELECT ordinal, id FROM chunks WHERE page_id = %s", (page_id,))
-        ids = dict(await cur.fetchall())
+    async def _write_symbols(
+        conn: psycopg.AsyncConnection, ids: dict[int, int], symbols: Sequence[Sequence[Symbol]]
+    ) -> None:
+        """COPY the page's chunk symbols, one row per lookup key (ids maps chunk ordinal to id)."""
         rows: set[tuple[int, str, int, bool, str, str, str]] = set()
         for ordinal, chunk_symbols in enumerate(symbols):
             for sym in chunk_symbols:
