@@ -24,7 +24,7 @@ RUN pip install --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
 WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN mkdir mcp_web_ingest && touch mcp_web_ingest/__init__.py \
- && pip install -e ".[local]" \
+ && pip install -e ".[local,qdrant]" \
  && rm -rf mcp_web_ingest
 COPY mcp_web_ingest/ mcp_web_ingest/
 COPY migrations/ migrations/

@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[local,dev,eval]"
+	$(BIN)/pip install -q -e ".[local,dev,eval,qdrant]"
 	touch $(STAMP)
 
 # Node 22 from npm (no downloads outside the registry) and the MCP Inspector CLI, for the client tests.

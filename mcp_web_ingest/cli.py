@@ -213,16 +213,18 @@ def cmd_reembed(settings: Settings, args: argparse.Namespace) -> int:
     from .db import Database
     from .embed import make_embedder
     from .migrate import migrate_up
-    from .store import PostgresStore
+    from .runtime import make_store
 
     async def run() -> int:
         db = Database(settings)
         embedder = make_embedder(settings)
+        store = make_store(settings, db)
         try:
             await asyncio.to_thread(migrate_up, await db.resolve_conninfo())
             await db.open()
             await embedder.start()
-            store = PostgresStore(db)
+            if hasattr(store, "open"):
+                await store.open()
             total = await store.reset_embedding_space(embedder.model_name, embedder.dimension)
             done = 0
             while batch := await store.chunks_missing_vectors(settings.embedding_batch_size):
@@ -232,11 +234,41 @@ def cmd_reembed(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"\rre-embedded {done}/{total}", end="", file=sys.stderr)
             print(f"\nre-embedded {done} chunks with {embedder.model_name}", file=sys.stderr)
         finally:
+            if hasattr(store, "aclose"):
+                await store.aclose()
             await embedder.aclose()
             await db.aclose()
         return 0
 
     return asyncio.run(run())
+
+
+def cmd_repair(settings: Settings, args: argparse.Namespace) -> int:
+    """Compare PostgreSQL's chunks with Qdrant's points and fix the drift (missing points, orphans, mismatches)."""
+
+    async def run(rt: Runtime) -> int:
+        repair = getattr(rt.store, "repair", None)
+        if repair is None:
+            print("nothing to repair: VECTOR_STORE=postgres keeps every vector in PostgreSQL", file=sys.stderr)
+            return 0
+        report = await repair(dry_run=args.dry_run)
+        summary = {
+            "chunks": report.chunks,
+            "points": report.points,
+            "missing_points": len(report.missing),
+            "orphan_points": len(report.orphans),
+            "mismatched_points": len(report.mismatched),
+            "in_sync": report.in_sync,
+            "fixed": report.fixed,
+        }
+        if args.json:
+            _print_json(summary)
+        else:
+            print(", ".join(f"{k}={v}" for k, v in summary.items()))
+        # verify (--dry-run) exits 1 on drift so cron jobs and monitoring can act on it.
+        return 1 if args.dry_run and not report.in_sync else 0
+
+    return asyncio.run(_with_runtime(settings, run))
 
 
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
@@ -341,6 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("backfill-sparse", help="add SPLADE vectors to chunks stored while SPLADE was down")
     s.set_defaults(fn=cmd_backfill)
+
+    for name, dry in (("repair", False), ("verify", True)):
+        s = sub.add_parser(
+            name,
+            help="VECTOR_STORE=qdrant: "
+            + ("report drift between PostgreSQL and Qdrant (exit 1 if any)" if dry else "find and fix that drift"),
+        )
+        s.add_argument("--json", action="store_true")
+        s.set_defaults(fn=cmd_repair, dry_run=dry)
 
     s = sub.add_parser("reembed", help="re-embed all stored chunks with the configured embedding model")
     s.set_defaults(fn=cmd_reembed)

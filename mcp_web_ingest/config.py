@@ -27,9 +27,9 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL 15+ with pgvector; unset = run the embedded PostgreSQL under DATA_DIR."
     )
     data_dir: Path = Field(default_factory=default_data_dir, description="Where the embedded database and state live.")
-    vector_store: Literal["postgres", "qdrant"] = Field(default="postgres", description="Where vectors are stored.")
-    qdrant_url: str | None = Field(default=None, description="Qdrant server URL (VECTOR_STORE=qdrant).")
-    qdrant_api_key: SecretStr | None = None
+    vector_store: Literal["postgres", "qdrant"] = Field(
+        default="postgres", description="Where dense and sparse vectors are searched: PostgreSQL or Qdrant."
+    )
     db_pool_min: int = Field(default=1, ge=1)
     db_pool_max: int = Field(default=8, ge=1)
 
@@ -149,6 +149,29 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(entry.strip().strip("[]"), strict=False)  # ValueError names the bad CIDR
         return [h.strip().lower() for h in hosts if h.strip()]
 
+    # --- Qdrant (#6): used when VECTOR_STORE=qdrant ---
+    qdrant_url: str | None = Field(
+        default=None,
+        description="Qdrant server URL (http://host:6333), or ':memory:' / a directory for qdrant-client local mode.",
+    )
+    qdrant_api_key: SecretStr | None = None
+    qdrant_collection: str = Field(
+        default="web_ingest_chunks", pattern=r"^[A-Za-z0-9_-]{1,128}$", description="Qdrant collection name."
+    )
+    qdrant_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of each Qdrant request.")
+    qdrant_prefer_grpc: bool = Field(default=False, description="Talk gRPC (port 6334) instead of REST.")
+    qdrant_shard_number: int | None = Field(default=None, ge=1, description="Shards of the collection (cluster).")
+    qdrant_replication_factor: int | None = Field(default=None, ge=1, description="Copies of each shard (cluster).")
+    qdrant_write_consistency_factor: int | None = Field(
+        default=None, ge=1, description="Replicas that must acknowledge a write (cluster)."
+    )
+    qdrant_on_disk: bool = Field(default=False, description="Keep the original dense vectors on disk (memmap).")
+    qdrant_hnsw_on_disk: bool = Field(default=False, description="Keep the dense HNSW graph on disk.")
+    qdrant_on_disk_payload: bool = Field(default=True, description="Keep payloads on disk.")
+    qdrant_quantization: Literal["none", "scalar", "binary"] = Field(
+        default="none", description="Quantize dense vectors in RAM (scalar int8: 4x smaller; binary: 32x)."
+    )
+
     # --- operations (#7): fields added below this line ---
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Also serve Prometheus metrics on this port (e.g. for stdio mode)."
@@ -167,9 +190,11 @@ class Settings(BaseSettings):
             raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
         if self.embedding_provider == "openai" and self.openai_key is None:
             raise ValueError("EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (or LLM_API_KEY)")
-        if self.vector_store == "qdrant":
-            # Refuse rather than silently keep vectors in PostgreSQL while the user believes they are in Qdrant.
-            raise ValueError("VECTOR_STORE=qdrant is not available in this version yet; use VECTOR_STORE=postgres")
+        if self.vector_store == "qdrant" and not self.qdrant_url:
+            raise ValueError(
+                "VECTOR_STORE=qdrant needs QDRANT_URL: a server (http://localhost:6333), ':memory:' or a directory "
+                "for qdrant-client's local mode"
+            )
         return self
 
     @property

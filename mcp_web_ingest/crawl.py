@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -17,7 +18,14 @@ import aiohttp
 import psutil
 
 from .config import Settings
-from .errors import ExtractError, FetchError, InvalidInputError, UnsupportedContentError, WebIngestError
+from .errors import (
+    ExtractError,
+    FetchError,
+    InvalidInputError,
+    UnsupportedContentError,
+    VectorStoreError,
+    WebIngestError,
+)
 from .jobs import TERMINAL, CrawlParams, JobRow, JobStore
 from .metrics import Metrics
 from .pipeline import Pipeline
@@ -32,6 +40,8 @@ log = logging.getLogger(__name__)
 
 StatusCallback = Callable[["CrawlStatus"], Awaitable[None]]
 STALE_HEARTBEAT_S = 30.0
+STORE_RETRY_MIN_S = 1.0  # a paused crawl probes the store this often at first...
+STORE_RETRY_MAX_S = 10.0  # ...backing off to this
 HEARTBEAT_EVERY_S = 3.0
 
 
@@ -92,6 +102,7 @@ class _JobRun:
         self.in_flight = 0
         self.robots: dict[str, RobotsRules] = {}
         self.robots_lock = asyncio.Lock()
+        self.paused: str | None = None  # why the job waits (the vector store is unreachable), while it does
 
 
 class CrawlManager:
@@ -110,6 +121,7 @@ class CrawlManager:
             requests_per_second=settings.crawl_requests_per_second or None,
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._runs: dict[str, _JobRun] = {}
         self._session: aiohttp.ClientSession | None = None
 
     # --- public API ---------------------------------------------------------------------------------------------
@@ -171,7 +183,12 @@ class CrawlManager:
             )
         if job.state not in TERMINAL and job.id not in self._tasks and self._orphaned(job):
             self._launch(job.id)
-        return await self._status(job)
+        status = await self._status(job)
+        run = self._runs.get(job.id)
+        if run is not None and run.paused and not status.finished:
+            why = f"paused: {run.paused} — the job resumes by itself when the store answers; nothing is lost"
+            status = dataclasses.replace(status, state="paused", error=why)
+        return status
 
     async def cancel(self, job_id: str) -> CrawlStatus:
         """Cancel a queued or running job; pages already indexed stay."""
@@ -260,6 +277,7 @@ class CrawlManager:
         p = job.params
         run = _JobRun(job, CrawlScope.create(job.start_url, p.scope, p.include, p.exclude))
         self.metrics.crawl_jobs_running.inc()
+        self._runs[job_id] = run
         beat = asyncio.create_task(self._heartbeat(run))
         try:
             if job.kind == "crawl" and p.use_sitemap and p.max_pages > 1:
@@ -282,6 +300,7 @@ class CrawlManager:
             await self.jobs.finish(job_id, "failed", f"{type(exc).__name__}: {exc}")
         finally:
             beat.cancel()
+            self._runs.pop(job_id, None)
             self.metrics.crawl_jobs_running.dec()
 
     async def _heartbeat(self, run: _JobRun) -> None:
@@ -369,6 +388,11 @@ class CrawlManager:
                 self.limiter.pause(url, 30.0)
             await record(job.id, url, "failed", reason=str(exc))
             return
+        except VectorStoreError as exc:
+            # Not the page's fault: put it back in the frontier and wait for the store instead of failing pages.
+            await record(job.id, url, "queued", reason=f"waiting for the vector store: {exc}")
+            await self._wait_for_store(run, str(exc))
+            return
         except WebIngestError as exc:
             await record(job.id, url, "failed", reason=str(exc))
             return
@@ -396,6 +420,25 @@ class CrawlManager:
                 if run.scope.check(link) is None:
                     admitted.append((link, link_depth, source, None))
         await self.jobs.admit(job.id, admitted, p.max_pages)
+
+    async def _wait_for_store(self, run: _JobRun, reason: str) -> None:
+        """Pause this worker until the stores answer again (or the job is cancelled), probing with back-off."""
+        run.paused = reason
+        log.warning("crawl %s paused: %s", run.job.id, reason)
+        delay = STORE_RETRY_MIN_S
+        while not run.cancelled.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.cancelled.wait(), delay)
+            try:
+                await self.store.ping()
+            except WebIngestError as exc:
+                run.paused = str(exc)
+                delay = min(delay * 2, STORE_RETRY_MAX_S)
+                continue
+            break
+        if run.paused is not None:
+            log.info("crawl %s: the store answers again, resuming", run.job.id)
+        run.paused = None
 
     async def _status(self, job: JobRow) -> CrawlStatus:
         c = await self.jobs.counts(job.id)

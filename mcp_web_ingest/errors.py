@@ -42,3 +42,7 @@ class StoreError(WebIngestError):
 
 class SchemaMismatchError(StoreError):
     """The stored data was embedded with another model or dimension than the one configured."""
+
+
+class VectorStoreError(StoreError):
+    """The external vector store (Qdrant) failed or is unreachable; PostgreSQL still holds every page."""

@@ -119,9 +119,30 @@ class Retriever:
         vector = (await self.sparse.encode([query], "query"))[0]
         return await self.store.sparse_candidates(vector, n, where)
 
+    async def _server_fused(
+        self, query: str, n: int, where: SearchFilter, notes: list[str], fused_from: list[str]
+    ) -> list[tuple[int, float]]:
+        """Hybrid in one Qdrant Query API call: a prefetch per leg, fused there by weighted RRF."""
+        legs: dict[str, object] = {"dense": await self.embedder.embed_query(query), "lexical": query}
+        if self.sparse is not None:
+            try:
+                legs["splade"] = (await self.sparse.encode([query], "query"))[0]
+            except ServiceError as exc:
+                notes.append(f"SPLADE leg skipped: {exc}")
+        fused_from.extend("sparse" if name == "splade" else name for name in legs)
+        weights = {
+            "dense": self.settings.fusion_weight_dense,
+            "lexical": self.settings.fusion_weight_lexical,
+            "splade": self.settings.fusion_weight_sparse,
+        }
+        return await self.store.fused_candidates(legs, weights, self.settings.rrf_k, n, where)  # type: ignore[attr-defined]
+
     async def _legs(
-        self, query: str, n: int, where: SearchFilter, mode: SearchMode, notes: list[str]
+        self, query: str, n: int, where: SearchFilter, mode: SearchMode, notes: list[str], fused_from: list[str]
     ) -> dict[str, list[tuple[int, float]]]:
+        if mode == "hybrid" and getattr(self.store, "fuses_server_side", False):
+            # Each hit's provenance is then the fused rank; legs_used names the legs that went into it.
+            return {"qdrant_rrf": await self._server_fused(query, n, where, notes, fused_from)}
         wanted = {
             "dense": mode in ("hybrid", "dense"),
             "lexical": mode in ("hybrid", "lexical"),
@@ -160,7 +181,8 @@ class Retriever:
         started = time.perf_counter()
         notes: list[str] = []
         n = max(self.settings.rerank_initial_k, k)
-        legs = await self._legs(query, n, where, mode, notes)
+        fused_from: list[str] = []
+        legs = await self._legs(query, n, where, mode, notes, fused_from)
         pinned: list[int] = []
         if mode == "hybrid" and self.settings.enable_symbol_extraction and is_symbol_like(query):
             # A query that names a symbol exactly: its defining chunks lead, the chunks using it join the fusion.
@@ -173,6 +195,7 @@ class Retriever:
             "lexical": self.settings.fusion_weight_lexical,
             "sparse": self.settings.fusion_weight_sparse,
             "symbol": self.settings.fusion_weight_symbol,
+            "qdrant_rrf": 1.0,  # the Qdrant store's server-side fusion of the other legs
         }
         fused = reciprocal_rank_fusion(legs, weights, self.settings.rrf_k)
         if pinned:
@@ -223,7 +246,7 @@ class Retriever:
             query=query,
             mode=mode,
             hits=trimmed,
-            legs_used=tuple(legs),
+            legs_used=tuple(leg for name in legs for leg in (fused_from if name == "qdrant_rrf" else (name,))),
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             truncated=truncated,
             notes=tuple(notes),

@@ -13,7 +13,7 @@ from .config import Settings
 from .crawl import CrawlManager
 from .db import Database, redact_conninfo
 from .embed import Embedder, make_embedder
-from .errors import WebIngestError
+from .errors import ConfigError, WebIngestError
 from .fetch import Fetcher, HttpFetcher
 from .jobs import JobStore
 from .legacy import LegacyPipeline
@@ -73,6 +73,17 @@ def make_reranker(settings: Settings, metrics: Metrics) -> Reranker | None:
     )
 
 
+def make_store(settings: Settings, db: Database) -> PostgresStore:
+    """PostgreSQL for everything (default), or PostgreSQL plus Qdrant for vectors when VECTOR_STORE=qdrant."""
+    if settings.vector_store != "qdrant":
+        return PostgresStore(db)
+    try:
+        from .qdrant_store import QdrantStore
+    except ImportError as exc:  # qdrant-client is an optional extra
+        raise ConfigError("VECTOR_STORE=qdrant needs the 'qdrant' extra: pip install 'mcp-web-ingest[qdrant]'") from exc
+    return QdrantStore(db, settings)
+
+
 def make_pipeline(
     settings: Settings,
     fetcher: Fetcher,
@@ -95,7 +106,7 @@ class Runtime:
         self.settings = settings
         self.metrics = Metrics()
         self.db = Database(settings)
-        self.store = PostgresStore(self.db)
+        self.store = make_store(settings, self.db)
         self.embedder: Embedder = make_embedder(settings, self.metrics.embedding_batch_duration.observe)
         self.fetcher = make_fetcher(settings, self.metrics)
         self.sparse = make_sparse(settings, self.metrics)
@@ -123,6 +134,10 @@ class Runtime:
             await rt.db.open()
             stack.push_async_callback(rt.embedder.aclose)
             await rt.embedder.start()
+            store_open = getattr(rt.store, "open", None)
+            if store_open is not None:  # the Qdrant client
+                await store_open()
+                stack.push_async_callback(rt.store.aclose)  # type: ignore[attr-defined]
             await rt.store.ensure_embedding_space(rt.embedder.model_name, rt.embedder.dimension)
             stack.push_async_callback(rt.fetcher.aclose)
             for service in (rt.sparse, rt.reranker):
@@ -165,13 +180,19 @@ class Runtime:
         components: dict[str, Any] = {}
         counts: dict[str, int] = {}
         try:
-            await self.store.ping()
+            await self.store.ping_database()
             counts = await self.store.counts()
             self.metrics.pages_stored.set(counts["pages"])
             self.metrics.chunks_stored.set(counts["chunks"])
-            components["database"] = {"status": "ok", "embedded": self.db.embedded, "vector_store": "postgres"}
+            components["database"] = {
+                "status": "ok",
+                "embedded": self.db.embedded,
+                "vector_store": self.settings.vector_store,
+            }
         except WebIngestError as exc:
             components["database"] = {"status": "error", "embedded": self.db.embedded, "detail": str(exc)}
+        if self.settings.vector_store == "qdrant":
+            components["qdrant"] = await self._qdrant_health()
         components["embedder"] = await self.embedder.health()
         optional: dict[str, str | None] = {}
         for name, service in (("splade", self.sparse), ("reranker", self.reranker)):
@@ -184,7 +205,8 @@ class Runtime:
         if fetcher_health is not None:  # the Crawl4AI client: degraded while it falls back to the built-in fetcher
             components["crawl4ai"] = fetcher_health()
             optional["crawl4ai"] = self.settings.crawl4ai_url
-        core_bad = any(components[c]["status"] == "error" for c in ("database", "embedder"))
+        core = ("database", "embedder", "qdrant")
+        core_bad = any(components[c]["status"] == "error" for c in core if c in components)
         optional_bad = any(components[c]["status"] != "ok" for c in optional if c in components)
         status = "error" if core_bad else ("degraded" if optional_bad else "ok")
         return {
@@ -195,6 +217,23 @@ class Runtime:
             "counts": counts,
             "embedding": {"model": self.embedder.model_name, "dimension": self.embedder.dimension},
         }
+
+    async def _qdrant_health(self) -> dict[str, Any]:
+        """Qdrant's status: reachable, points stored against chunks in PostgreSQL (a difference means run repair)."""
+        from .qdrant_store import QdrantStore, _redact
+
+        store = self.store
+        assert isinstance(store, QdrantStore)
+        info: dict[str, Any] = {
+            "url": _redact(store.location),
+            "mode": "local" if store.local else "server",
+            "collection": store.name,
+        }
+        try:
+            info["points"] = await store.point_count()
+        except WebIngestError as exc:
+            return {"status": "error", **info, "detail": str(exc)}
+        return {"status": "ok", **info}
 
 
 class RuntimeHolder:

@@ -36,8 +36,11 @@ class CrawlJobResult(BaseModel):
     """Where a crawl job stands."""
 
     job_id: str = Field(description="Pass to crawl_status or cancel_crawl")
-    state: Literal["queued", "running", "done", "partial", "failed", "cancelled"] = Field(
-        description="done: every page indexed; partial: finished with failed pages; failed: nothing could be indexed"
+    state: Literal["queued", "running", "paused", "done", "partial", "failed", "cancelled"] = Field(
+        description=(
+            "done: every page indexed; partial: finished with failed pages; failed: nothing could be indexed; "
+            "paused: waiting for an unreachable vector store, resumes by itself"
+        )
     )
     kind: str = Field(description="crawl, or refresh (re-crawl of stored pages)")
     start_url: str

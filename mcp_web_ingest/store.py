@@ -117,6 +117,12 @@ class Store(Protocol):
     async def ping(self) -> None: ...
 
 
+def check_counts(chunks: Sequence[Chunk], vectors: Sequence[np.ndarray], sparse: Sequence[SparseVec] | None) -> None:
+    """Refuse a write whose chunk, vector and sparse-vector lists do not line up."""
+    if len(chunks) != len(vectors) or (sparse is not None and len(sparse) != len(chunks)):
+        raise StoreError("Internal error: chunk and vector counts differ")
+
+
 def _filter_sql(where: SearchFilter) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -165,15 +171,22 @@ class PostgresStore:
         self.dimension: int | None = None
 
     async def ping(self) -> None:
-        """Raise StoreError when the database does not answer."""
+        """Raise StoreError when a store does not answer."""
+        await self.ping_database()
+
+    async def ping_database(self) -> None:
+        """Raise StoreError when PostgreSQL does not answer."""
         try:
             async with self.db.pool.connection(timeout=5) as conn:
                 await conn.execute("SELECT 1")
         except Exception as exc:
             raise StoreError(f"Database unreachable: {exc}") from exc
 
-    async def ensure_embedding_space(self, model: str, dimension: int) -> None:
-        """Record the embedding model on first use; refuse to mix vectors of another model or dimension."""
+    async def ensure_embedding_space(self, model: str, dimension: int, *, hnsw: bool = True) -> None:
+        """Record the embedding model on first use; refuse to mix vectors of another model or dimension.
+
+        hnsw: build the pgvector index (the Qdrant store searches in Qdrant and keeps vectors here only as a record).
+        """
         async with self.db.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(727275)")
             rows = dict(await (await conn.execute("SELECT key, value FROM index_meta")).fetchall())
@@ -192,10 +205,11 @@ class PostgresStore:
                     f"`mcp-web-ingest reembed` to re-embed every stored chunk with the new model (no re-crawl needed)."
                 )
             # HNSW needs a fixed dimension: index an expression cast to it.
-            await conn.execute(
-                f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_{dimension} ON chunks "
-                f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops)"
-            )
+            if hnsw:
+                await conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_{dimension} ON chunks "
+                    f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops)"
+                )
         self.dimension = dimension
 
     async def reset_embedding_space(self, model: str, dimension: int) -> int:
@@ -268,80 +282,101 @@ class PostgresStore:
         symbols: Sequence[Sequence[Symbol]] | None = None,
     ) -> int:
         """Write a page and all its chunks (and SPLADE postings) in one transaction, replacing its previous version."""
-        if len(chunks) != len(vectors) or (sparse is not None and len(sparse) != len(chunks)):
-            raise StoreError("Internal error: chunk and vector counts differ")
+        check_counts(chunks, vectors, sparse)
         try:
             async with self.db.pool.connection() as conn, conn.transaction():
-                collection_id = await self.collection_id(conn, collection)
-                cur = await conn.execute(
-                    """
-                    INSERT INTO pages (collection_id, url, final_url, canonical_url, domain, title, description,
-                                       language, content_hash, etag, last_modified, http_status, pipeline,
-                                       chunk_count)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                    ON CONFLICT (collection_id, url) DO UPDATE SET
-                        final_url = EXCLUDED.final_url, canonical_url = EXCLUDED.canonical_url,
-                        domain = EXCLUDED.domain, title = EXCLUDED.title, description = EXCLUDED.description,
-                        language = EXCLUDED.language, content_hash = EXCLUDED.content_hash, etag = EXCLUDED.etag,
-                        last_modified = EXCLUDED.last_modified, http_status = EXCLUDED.http_status,
-                        pipeline = EXCLUDED.pipeline, chunk_count = EXCLUDED.chunk_count,
-                        crawled_at = now(), indexed_at = now()
-                    RETURNING id
-                    """,
-                    (
-                        collection_id,
-                        page.url,
-                        page.final_url,
-                        page.canonical_url,
-                        page.domain,
-                        page.title,
-                        page.description,
-                        page.language,
-                        page.content_hash,
-                        page.etag,
-                        page.last_modified,
-                        page.http_status,
-                        page.pipeline,
-                        len(chunks),
-                    ),
-                )
-                row = await cur.fetchone()
-                assert row is not None
-                page_id = int(row[0])
-                await conn.execute("DELETE FROM chunks WHERE page_id = %s", (page_id,))
-                async with (
-                    conn.cursor() as ccur,
-                    ccur.copy(
-                        "COPY chunks (page_id, ordinal, section_path, context, anchor, text, token_count, "
-                        "content_hash, pipeline, embedding) FROM STDIN WITH (FORMAT BINARY)"
-                    ) as copy,
-                ):
-                    copy.set_types(["int8", "int4", "text[]", "text", "text", "text", "int4", "text", "text", "vector"])
-                    for chunk, vector in zip(chunks, vectors, strict=True):
-                        await copy.write_row(
-                            (
-                                page_id,
-                                chunk.ordinal,
-                                list(chunk.section_path),
-                                " › ".join(chunk.section_path),
-                                chunk.anchor,
-                                chunk.text,
-                                chunk.token_count,
-                                chunk.content_hash,
-                                page.pipeline,
-                                np.asarray(vector, dtype=np.float32),
-                            )
-                        )
-                if sparse is not None or symbols:
-                    cur = await conn.execute("SELECT ordinal, id FROM chunks WHERE page_id = %s", (page_id,))
-                    ids: dict[int, int] = dict(await cur.fetchall())
-                    if sparse is not None:
-                        await self._write_postings(conn, page_id, ids, sparse)
-                    if symbols:
-                        await self._write_symbols(conn, ids, symbols)
+                page_id, _ = await self._write_page(conn, collection, page, chunks, vectors, sparse, symbols)
         except psycopg.Error as exc:
             raise StoreError(f"Storing {page.url} failed; the previous version is unchanged: {exc}") from exc
         return page_id
+
+    async def _write_page(
+        self,
+        conn: psycopg.AsyncConnection,
+        collection: str,
+        page: PageRecord,
+        chunks: Sequence[Chunk],
+        vectors: Sequence[np.ndarray],
+        sparse: Sequence[SparseVec] | None = None,
+        symbols: Sequence[Sequence[Symbol]] | None = None,
+        *,
+        chunk_ids: Sequence[int] | None = None,
+        postings: bool = True,
+    ) -> tuple[int, list[int]]:
+        """Upsert the page row and replace its chunks inside the caller's transaction.
+
+        chunk_ids: ids chosen beforehand (the Qdrant store writes points under them first); postings: store the
+        SPLADE vectors as PostgreSQL postings. Returns the page id and the ids of the chunks it replaced.
+        """
+        collection_id = await self.collection_id(conn, collection)
+        cur = await conn.execute(
+            """
+            INSERT INTO pages (collection_id, url, final_url, canonical_url, domain, title, description,
+                               language, content_hash, etag, last_modified, http_status, pipeline, chunk_count)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (collection_id, url) DO UPDATE SET
+                final_url = EXCLUDED.final_url, canonical_url = EXCLUDED.canonical_url,
+                domain = EXCLUDED.domain, title = EXCLUDED.title, description = EXCLUDED.description,
+                language = EXCLUDED.language, content_hash = EXCLUDED.content_hash, etag = EXCLUDED.etag,
+                last_modified = EXCLUDED.last_modified, http_status = EXCLUDED.http_status,
+                pipeline = EXCLUDED.pipeline, chunk_count = EXCLUDED.chunk_count,
+                crawled_at = now(), indexed_at = now()
+            RETURNING id
+            """,
+            (
+                collection_id,
+                page.url,
+                page.final_url,
+                page.canonical_url,
+                page.domain,
+                page.title,
+                page.description,
+                page.language,
+                page.content_hash,
+                page.etag,
+                page.last_modified,
+                page.http_status,
+                page.pipeline,
+                len(chunks),
+            ),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        page_id = int(row[0])
+        cur = await conn.execute("DELETE FROM chunks WHERE page_id = %s RETURNING id", (page_id,))
+        replaced = [int(r[0]) for r in await cur.fetchall()]
+        columns = "page_id, ordinal, section_path, context, anchor, text, token_count, content_hash, pipeline, "
+        columns += "embedding"
+        types = ["int8", "int4", "text[]", "text", "text", "text", "int4", "text", "text", "vector"]
+        if chunk_ids is not None:
+            columns, types = "id, " + columns, ["int8", *types]
+        async with (
+            conn.cursor() as ccur,
+            ccur.copy(f"COPY chunks ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(types)
+            for i, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True)):
+                values = (
+                    page_id,
+                    chunk.ordinal,
+                    list(chunk.section_path),
+                    " › ".join(chunk.section_path),
+                    chunk.anchor,
+                    chunk.text,
+                    chunk.token_count,
+                    chunk.content_hash,
+                    page.pipeline,
+                    np.asarray(vector, dtype=np.float32),
+                )
+                await copy.write_row(values if chunk_ids is None else (chunk_ids[i], *values))
+        if (sparse is not None and postings) or symbols:
+            cur = await conn.execute("SELECT ordinal, id FROM chunks WHERE page_id = %s", (page_id,))
+            ids: dict[int, int] = dict(await cur.fetchall())
+            if sparse is not None and postings:
+                await self._write_postings(conn, page_id, ids, sparse)
+            if symbols:
+                await self._write_symbols(conn, ids, symbols)
+        return page_id, replaced
 
     async def _write_postings(
         self, conn: psycopg.AsyncConnection, page_id: int, ids: dict[int, int], sparse: Sequence[SparseVec]
@@ -535,8 +570,14 @@ class PostgresStore:
 
     async def delete_page(self, page_id: int) -> None:
         """Remove a page with its chunks and vectors."""
-        async with self.db.pool.connection() as conn:
+        async with self.db.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("DELETE FROM chunks WHERE page_id = %s RETURNING id", (page_id,))
+            gone = [int(r[0]) for r in await cur.fetchall()]
             await conn.execute("DELETE FROM pages WHERE id = %s", (page_id,))
+        await self.chunks_deleted(gone)
+
+    async def chunks_deleted(self, ids: Sequence[int]) -> None:
+        """Called after chunks left PostgreSQL; nothing to do here (the Qdrant store deletes their points)."""
 
     async def set_links(self, page_id: int, links: Sequence[str]) -> None:
         """Remember a page's outgoing links (a later 304 answer has no body to read them from)."""
@@ -576,10 +617,15 @@ class PostgresStore:
             filter_sql += " AND p.domain = %s"
             params.append(domain.lower())
         async with self.db.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                f"DELETE FROM chunks c USING pages p WHERE c.page_id = p.id{filter_sql} RETURNING c.id", params
+            )
+            gone = [int(r[0]) for r in await cur.fetchall()]
             cur = await conn.execute(f"DELETE FROM pages p WHERE true{filter_sql}", params)
             deleted = cur.rowcount
             if not domain and not url_prefix and collection != "default":
                 await conn.execute("DELETE FROM collections WHERE name = %s", (collection,))
+        await self.chunks_deleted(gone)
         return int(deleted)
 
     async def truncate_all(self) -> None:

@@ -60,11 +60,54 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
         yield rt
 
 
+BACKENDS = ("postgres", "qdrant")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the tests of modules marked `both_backends` once per vector store (VECTOR_STORE=postgres and qdrant)."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("backend", BACKENDS, indirect=True, scope="session")
+
+
+def hybrid_hit_legs(rt: Runtime, *legs: str) -> set[str]:
+    """What a hybrid hit names as its provenance: the legs (fused here) or Qdrant's server-side fusion."""
+    return {"qdrant_rrf"} if rt.settings.vector_store == "qdrant" else set(legs)
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    """The vector store under test: 'postgres' unless the module is marked both_backends."""
+    return str(getattr(request, "param", "postgres"))
+
+
+@pytest.fixture(scope="session")
+async def qdrant_runtime(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runtime]:
+    """The runtime with VECTOR_STORE=qdrant: its own embedded PostgreSQL, qdrant-client's local mode in memory."""
+    qsettings = settings.model_copy(
+        update={"data_dir": tmp_path_factory.mktemp("qdata"), "vector_store": "qdrant", "qdrant_url": ":memory:"}
+    )
+    async with Runtime.open(qsettings) as rt:
+        yield rt
+
+
+@pytest.fixture(scope="session")
+def backend_runtime(backend: str, request: pytest.FixtureRequest) -> Runtime:
+    """The session runtime of the backend under test."""
+    return request.getfixturevalue("runtime" if backend == "postgres" else "qdrant_runtime")  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-async def clean(runtime: Runtime) -> Runtime:
-    """The runtime with every page and chunk deleted before the test."""
-    await runtime.store.truncate_all()
-    return runtime
+async def clean(backend_runtime: Runtime) -> AsyncIterator[Runtime]:
+    """The runtime (of the backend under test) with every page and chunk deleted before the test.
+
+    With Qdrant, every test must also leave PostgreSQL and Qdrant holding exactly the same chunks.
+    """
+    await backend_runtime.store.truncate_all()
+    yield backend_runtime
+    repair = getattr(backend_runtime.store, "repair", None)
+    if repair is not None and backend_runtime.store._client is not None:  # type: ignore[attr-defined]
+        report = await repair(dry_run=True)
+        assert report.in_sync, f"PostgreSQL and Qdrant drifted apart: {report}"
 
 
 @pytest.fixture(scope="session")

@@ -74,7 +74,8 @@ def test_defaults_are_zero_config(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"EMBEDDING_PROVIDER": "cohere"}, "EMBEDDING_PROVIDER"),
         ({"EMBEDDING_PROVIDER": "openai"}, "OPENAI_API_KEY"),
         ({"CHUNK_MAX_TOKENS": "64", "CHUNK_OVERLAP_TOKENS": "64"}, "CHUNK_OVERLAP_TOKENS"),
-        ({"VECTOR_STORE": "qdrant", "QDRANT_URL": "http://q:6333"}, "qdrant"),
+        ({"VECTOR_STORE": "qdrant"}, "QDRANT_URL"),
+        ({"VECTOR_STORE": "qdrant", "QDRANT_URL": ":memory:", "QDRANT_QUANTIZATION": "pq"}, "QDRANT_QUANTIZATION"),
         ({"USE_UNIFIED_PIPELINE": "maybe"}, "USE_UNIFIED_PIPELINE"),
     ],
 )

@@ -15,6 +15,8 @@ from mcp_web_ingest.jobs import CrawlParams
 from mcp_web_ingest.runtime import Runtime, RuntimeHolder
 from mcp_web_ingest.server import create_server
 
+pytestmark = pytest.mark.both_backends
+
 CRAWL = CrawlParams(max_depth=5, max_pages=60)
 
 

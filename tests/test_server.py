@@ -11,6 +11,10 @@ from mcp import Client
 from mcp_web_ingest.runtime import Runtime, RuntimeHolder
 from mcp_web_ingest.server import create_server
 
+from .conftest import hybrid_hit_legs
+
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture(params=["legacy", "auto"])
 def mode(request: pytest.FixtureRequest) -> str:
@@ -88,7 +92,7 @@ async def test_index_and_search_over_mcp(clean: Runtime, mode: str, site_url: st
         assert hits[0]["url"] == f"{site_url}/guide/config.html"
         assert hits[0]["deep_link"] == f"{site_url}/guide/config.html#window-precedence"
         assert hits[0]["section"].startswith("Configuring quux retention windows › ")
-        assert {leg["leg"] for leg in hits[0]["legs"]} == {"dense", "lexical"}
+        assert {leg["leg"] for leg in hits[0]["legs"]} == hybrid_hit_legs(clean, "dense", "lexical")
         assert hits[0]["rank"] == 1 and hits[0]["score"] > 0
 
 
@@ -122,6 +126,10 @@ async def test_health_tool(clean: Runtime, mode: str, site_url: str) -> None:
         data = res.structured_content
         assert data["status"] == "ok"
         assert data["pipeline"] == "unified"
-        assert data["components"]["database"] == {"status": "ok", "embedded": True, "vector_store": "postgres"}
+        store = clean.settings.vector_store
+        assert data["components"]["database"] == {"status": "ok", "embedded": True, "vector_store": store}
+        if store == "qdrant":
+            assert data["components"]["qdrant"]["status"] == "ok" and data["components"]["qdrant"]["mode"] == "local"
+            assert data["components"]["qdrant"]["points"] == data["counts"]["chunks"]
         assert data["embedding"] == {"model": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384}
         assert data["counts"]["pages"] == 1 and data["counts"]["chunks"] >= 3

@@ -7,12 +7,15 @@ import pytest_asyncio
 
 from mcp_web_ingest.runtime import Runtime
 
+pytestmark = pytest.mark.both_backends
+
 PAGES = ("library/asyncio-task.html", "library/itertools.html", "library/json.html", "library/functools.html")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def docs(runtime: Runtime, docs_url: str) -> Runtime:
-    """The test runtime with a few real Python documentation pages indexed (once for the module)."""
+async def docs(backend_runtime: Runtime, docs_url: str) -> Runtime:
+    """The test runtime with a few real Python documentation pages indexed (once for the module and backend)."""
+    runtime = backend_runtime
     await runtime.store.truncate_all()
     for page in PAGES:
         await runtime.pipeline.index_page(f"{docs_url}/{page}")

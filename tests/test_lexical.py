@@ -1,0 +1,47 @@
+"""Lexical sparse vectors (the Qdrant store's BM25 leg): terms, stable ids, weights."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcp_web_ingest.lexical import HASH_SPACE, document_vector, query_vector, term_id, terms
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Running the tests", ["run", "test"]),  # stemmed like PostgreSQL's english config; stopwords dropped
+        ("asyncio.gather()", ["asyncio.gather", "asyncio", "gather"]),  # dotted names whole and in parts
+        ("functools.lru_cache", ["functools.lru_cache", "functool", "lru", "cach"]),
+        ("HTTP 404 on /api/v2", ["http", "404", "api", "v2"]),
+        ("", []),
+        ("the of and", []),
+        ("naïve café", ["naïv", "café"]),
+    ],
+)
+def test_terms(text: str, expected: list[str]) -> None:
+    assert terms(text) == expected
+
+
+def test_term_ids_are_stable_and_in_range() -> None:
+    assert term_id("gather") == term_id("gather") and term_id("gather") != term_id("gathers")
+    assert all(0 <= term_id(t) < HASH_SPACE for t in ("a", "asyncio.gather", "x" * 63, "日本"))
+    assert term_id("gather") == 75096605  # the id is persisted in Qdrant: it must never change between releases
+
+
+def test_document_vector_saturates_term_frequency_and_normalises_length() -> None:
+    once = document_vector("retention window")
+    many = document_vector("retention " * 10 + "window")
+    idx = once.indices.index(term_id("retent"))
+    assert many.values[many.indices.index(term_id("retent"))] > once.values[idx]
+    assert many.values[many.indices.index(term_id("retent"))] < 10 * once.values[idx]  # saturated, not linear
+    long = document_vector("retention window " + "filler words here " * 100)
+    assert long.values[long.indices.index(term_id("retent"))] < once.values[idx]  # longer chunk, lower weight
+    assert list(once.indices) == sorted(once.indices)
+
+
+def test_query_vector_weights_each_distinct_term_once() -> None:
+    vec = query_vector("gather gather asyncio.gather")
+    assert sorted(vec.indices) == sorted({term_id("gather"), term_id("asyncio"), term_id("asyncio.gather")})
+    assert set(vec.values) == {1.0}
+    assert query_vector("the and of").indices == ()
