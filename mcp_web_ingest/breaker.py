@@ -175,9 +175,9 @@ class GuardedHttp:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
 
-    async def _attempt(self, url: str, body: Any) -> Any:
+    async def _attempt(self, url: str, body: Any, limits: aiohttp.ClientTimeout | None) -> Any:
         try:
-            async with self._session_now().post(url, json=body) as resp:
+            async with self._session_now().post(url, json=body, timeout=limits or self._timeout) as resp:
                 if resp.status == 429 or resp.status >= 500:
                     raise _Transient(f"HTTP {resp.status}: {await _error_text(resp)}", resp.status)
                 if resp.status == 424:  # TEI: inference failed in the backend; a model fault, not a bad request
@@ -194,9 +194,24 @@ class GuardedHttp:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from exc
 
-    async def post_json(self, path: str, body: Any, parse: Callable[[Any], T]) -> T:
-        """POST body to path and parse the JSON answer; raises ServiceUnavailable (also when the circuit is open)."""
+    async def post_json(
+        self,
+        path: str,
+        body: Any,
+        parse: Callable[[Any], T],
+        *,
+        timeout_s: float | None = None,
+        attempts: int | None = None,
+    ) -> T:
+        """POST body to path and parse the JSON answer; raises ServiceUnavailable (also when the circuit is open).
+
+        timeout_s / attempts: overrides for calls a user waits on (search), where a retry would double the wait.
+        """
         url = self.base_url + path
+        tries = self.retries if attempts is None else max(1, attempts)
+        limits = None
+        if timeout_s is not None:
+            limits = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self._timeout.sock_connect)
         if not self.breaker.acquire():
             self._outcome("short_circuited")
             raise self._unavailable(
@@ -210,17 +225,17 @@ class GuardedHttp:
             try:
                 async for attempt in AsyncRetrying(
                     retry=retry_if_exception_type(_Transient),
-                    stop=stop_after_attempt(self.retries),
+                    stop=stop_after_attempt(tries),
                     # 0.1 s, 0.2 s, 0.4 s... capped, plus a little jitter so clients do not retry in step.
                     wait=wait_exponential(multiplier=0.1, max=self.retry_max_wait_s)
                     + wait_random(0, min(0.1, self.retry_max_wait_s)),
                     reraise=True,
                 ):
                     with attempt:
-                        payload = await self._attempt(url, body)
+                        payload = await self._attempt(url, body, limits)
             except _Transient as exc:
                 raise self._unavailable(
-                    f"{self.service} at {url} is unavailable after {self.retries} attempts: {exc}",
+                    f"{self.service} at {url} is unavailable after {tries} attempt{'s' if tries > 1 else ''}: {exc}",
                     service=self.service,
                     status=exc.status,
                 ) from exc
@@ -260,8 +275,12 @@ class GuardedHttp:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             reachable = False
             out["detail"] = f"unreachable: {type(exc).__name__}"
-        ok = reachable and self.breaker.state == "closed"
-        return {"status": "ok" if ok else "error", **out}
+        if not reachable or self.breaker.state != "closed":
+            status = "error"
+        else:
+            # /health can answer fast while the model work times out: recent failures already mean degraded.
+            status = "degraded" if self.breaker.consecutive_failures else "ok"
+        return {"status": status, **out}
 
     async def aclose(self) -> None:
         """Close the HTTP session."""

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     splade_url: str | None = None
     reranker_url: str | None = None
     crawl4ai_url: str | None = None
+    crawl4ai_timeout_s: float | None = Field(
+        default=None, gt=0, description="Wait for the Crawl4AI runner per page (default FETCH_TIMEOUT_S + 10 s)."
+    )
     rerank_initial_k: int = Field(default=150, ge=1, le=1000)
     rerank_final_k: int = Field(default=10, ge=1, le=100)
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
@@ -79,6 +82,9 @@ class Settings(BaseSettings):
     splade_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per SPLADE request.")
     splade_top_k: int | None = Field(default=None, ge=1, description="Keep only the top terms of document vectors.")
     splade_timeout_s: float = Field(default=30.0, gt=0)
+    splade_query_timeout_s: float = Field(
+        default=5.0, gt=0, description="Timeout of the query's SPLADE encoding during a search (one attempt)."
+    )
     rerank_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per /rerank request (TEI: 32).")
     rerank_max_chars: int = Field(default=2000, ge=100, description="Candidate texts are clipped to this for rerank.")
     reranker_timeout_s: float = Field(default=30.0, gt=0)

@@ -70,22 +70,27 @@ class Crawl4AIFetcher:
         self.base_url = settings.crawl4ai_url.rstrip("/")
         self._fallback = fallback
         self._on_outcome = on_outcome
-        # Three failures in a row open it: a dead runner then costs nothing for 30 s instead of a connect per page.
-        self.breaker = CircuitBreaker("crawl4ai", failure_threshold=3, reset_timeout_s=30.0)
+        # A few failures in a row open it: a dead or hung runner then costs nothing until the cool-down ends.
+        self.breaker = CircuitBreaker(
+            "crawl4ai",
+            failure_threshold=settings.breaker_failure_threshold,
+            reset_timeout_s=settings.breaker_reset_timeout_s,
+        )
         self.counters = {"success": 0, "fallback": 0, "failed": 0}
         self.last_error: str | None = None
         self.last_error_at: str | None = None
         self.last_strategy: str | None = None
         self._session: aiohttp.ClientSession | None = None
         self._policy = AddressPolicy.from_settings(settings)
+        # The runner bounds its own crawl by this; with CRAWL4AI_TIMEOUT_S shorter than the fetch timeout, by that.
+        self._runner_timeout_s = min(settings.fetch_timeout_s, settings.crawl4ai_timeout_s or settings.fetch_timeout_s)
 
     def _session_now(self) -> aiohttp.ClientSession:
         # Created lazily so the fetcher can be built outside a running event loop.
         if self._session is None or self._session.closed:
             s = self._settings
-            timeout = aiohttp.ClientTimeout(
-                total=s.fetch_timeout_s + _RUNNER_MARGIN_S, sock_connect=s.fetch_connect_timeout_s
-            )
+            total = s.crawl4ai_timeout_s or s.fetch_timeout_s + _RUNNER_MARGIN_S
+            timeout = aiohttp.ClientTimeout(total=total, sock_connect=s.fetch_connect_timeout_s)
             self._session = aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": s.user_agent})
         return self._session
 
@@ -152,7 +157,7 @@ class Crawl4AIFetcher:
         cap = 6 * self._settings.fetch_max_bytes + 64 * 1024
         try:
             async with self._session_now().post(
-                endpoint, json={"url": url, "timeout_s": self._settings.fetch_timeout_s}
+                endpoint, json={"url": url, "timeout_s": self._runner_timeout_s}
             ) as resp:
                 status = resp.status
                 raw = bytearray()

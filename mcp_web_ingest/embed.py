@@ -16,6 +16,7 @@ import aiohttp
 import numpy as np
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from .batching import QUERY_BATCH_MAX, QUERY_BATCH_WINDOW_S, MicroBatcher
 from .config import Settings
 from .errors import ConfigError, EmbeddingError
 
@@ -96,12 +97,21 @@ class ThreadedLocalEmbedder:
     """A local model run in a dedicated worker thread, so the event loop never waits on it.
 
     Subclasses load the model (`_load`) and encode a batch (`_encode_batch`); loading starts in the background at
-    `start()` and the first embed call waits for it.
+    `start()` and the first embed call waits for it. Concurrent `embed_query` calls are micro-batched: queries that
+    arrive while the model thread is busy (or in the same loop iteration, or within `query_window_s` when set) share
+    one model call of at most `query_batch_max` texts.
     """
 
     backend = "torch"
 
-    def __init__(self, settings: Settings, observe_batch: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        observe_batch: Any = None,
+        *,
+        query_batch_max: int = QUERY_BATCH_MAX,
+        query_window_s: float = QUERY_BATCH_WINDOW_S,
+    ) -> None:
         self.model_name = settings.resolved_embedding_model
         self.batch_size = settings.embedding_batch_size
         self._dir = resolve_local_model_dir(self.model_name)
@@ -111,6 +121,9 @@ class ThreadedLocalEmbedder:
         self._loading: asyncio.Future[None] | None = None
         self._error: Exception | None = None
         self._observe = observe_batch
+        self.queries: MicroBatcher[np.ndarray] = MicroBatcher(
+            self._encode_queries, max_batch=query_batch_max, window_s=query_window_s, name=f"{self.backend} queries"
+        )
 
     @property
     def dimension(self) -> int:
@@ -160,9 +173,12 @@ class ThreadedLocalEmbedder:
             return []
         return list(await self._encode(list(texts)))
 
+    async def _encode_queries(self, texts: list[str]) -> list[np.ndarray]:
+        return list(await self._encode(texts))
+
     async def embed_query(self, text: str) -> np.ndarray:
-        """The vector of one query."""
-        return (await self._encode([text]))[0]
+        """The vector of one query, embedded in one model call with the other queries pending now."""
+        return await self.queries.submit(text)
 
     async def health(self) -> dict[str, Any]:
         """Loaded, loading or failed."""
@@ -177,7 +193,8 @@ class ThreadedLocalEmbedder:
         }
 
     async def aclose(self) -> None:
-        """Stop the worker thread."""
+        """Fail queries still waiting, then stop the worker thread."""
+        await self.queries.aclose()
         if self._loading is not None and not self._loading.done():
             # A load in progress cannot be interrupted; wait so the thread is idle before shutdown.
             with contextlib.suppress(Exception):

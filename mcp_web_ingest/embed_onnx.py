@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .batching import QUERY_BATCH_MAX, QUERY_BATCH_WINDOW_S
 from .config import Settings
 from .embed import ThreadedLocalEmbedder
 
@@ -196,10 +197,12 @@ class OnnxEmbedder(ThreadedLocalEmbedder):
         quantize: bool = False,
         cache_dir: Path | None = None,
         batch_size: int = 32,
+        query_batch_max: int = QUERY_BATCH_MAX,
+        query_window_s: float = QUERY_BATCH_WINDOW_S,
     ) -> None:
         self.quantize = quantize
         self.backend = "onnx-int8" if quantize else "onnx"
-        super().__init__(settings, observe_batch)
+        super().__init__(settings, observe_batch, query_batch_max=query_batch_max, query_window_s=query_window_s)
         self._cache_dir = cache_dir or settings.data_dir / "models"
         self._onnx_batch_size = batch_size
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LOOP_LAG_INTERVAL_S = 0.1
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class Metrics:
@@ -56,10 +61,38 @@ class Metrics:
         self.crawl_jobs_running = Gauge("web_crawl_jobs_running", "Crawl jobs this process is running", registry=r)
         self.pages_stored = Gauge("web_pages_stored", "Pages in the store (updated on health checks)", registry=r)
         self.chunks_stored = Gauge("web_chunks_stored", "Chunks in the store (updated on health checks)", registry=r)
+        self.event_loop_lag = Histogram(
+            "event_loop_lag_seconds",
+            "How late the event loop resumed a task sleeping a fixed interval (time the loop was blocked or busy)",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=r,
+        )
 
     def observe_fetch(self, status: int | None) -> None:
         """Count a fetch by its status class ('error' when there was no HTTP status)."""
         self.fetches.labels("error" if status is None else f"{status // 100}xx").inc()
+
+    @contextlib.asynccontextmanager
+    async def watch_loop_lag(self, interval_s: float = LOOP_LAG_INTERVAL_S) -> AsyncIterator[None]:
+        """Measure the running event loop's lag for the duration of the block.
+
+        A task sleeps `interval_s` again and again and records in `event_loop_lag_seconds` how much later than asked
+        it woke up: near zero while the loop is free, the length of any blocking call (model, parsing) otherwise.
+        """
+
+        async def watch() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                started = loop.time()
+                await asyncio.sleep(interval_s)
+                self.event_loop_lag.observe(max(0.0, loop.time() - started - interval_s))
+
+        task = asyncio.create_task(watch(), name="event-loop-lag")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.wait([task])
 
     def serve(self, host: str, port: int) -> Callable[[], None]:
         """Serve /metrics on its own port in a thread (stdio mode has no HTTP app); returns a stop function."""

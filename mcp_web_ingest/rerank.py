@@ -102,7 +102,8 @@ class TeiReranker:
         # truncate=true lets the server cut to the model's window; clipping first bounds the bytes sent.
         body = {"query": query, "texts": texts, "truncate": True, "raw_scores": self.raw_scores, "return_text": False}
         async with self._limit:
-            return await self._http.post_json("/rerank", body, lambda p: _parse(p, len(texts)))
+            # A search waits on it: one attempt (a retry would double the wait); a failure keeps the fused order.
+            return await self._http.post_json("/rerank", body, lambda p: _parse(p, len(texts)), attempts=1)
 
     async def rerank(self, query: str, texts: Sequence[str]) -> list[float]:
         """Scores of texts for query, in input order; batches run concurrently (at most max_concurrency)."""

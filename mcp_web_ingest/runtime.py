@@ -48,6 +48,7 @@ def make_sparse(settings: Settings, metrics: Metrics) -> SparseEncoder | None:
         batch_size=settings.splade_batch_size,
         top_k=settings.splade_top_k,
         timeout_s=settings.splade_timeout_s,
+        query_timeout_s=settings.splade_query_timeout_s,
         retries=settings.model_service_retries,
         failure_threshold=settings.breaker_failure_threshold,
         reset_timeout_s=settings.breaker_reset_timeout_s,
@@ -126,6 +127,7 @@ class Runtime:
         """
         rt = cls(settings)
         async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(rt.metrics.watch_loop_lag())  # event_loop_lag_seconds on /metrics
             stack.push_async_callback(rt.db.aclose)
             conninfo = await rt.db.resolve_conninfo()
             applied = await asyncio.to_thread(migrate_up, conninfo)

@@ -87,6 +87,7 @@ class SpladeClient:
         batch_size: int = 32,
         top_k: int | None = None,
         timeout_s: float = 30.0,
+        query_timeout_s: float | None = None,
         connect_timeout_s: float = 5.0,
         retries: int = 3,
         retry_max_wait_s: float = 2.0,
@@ -102,6 +103,7 @@ class SpladeClient:
         self.top_k = top_k
         self.model_name: str | None = None
         self.dim: int | None = None
+        self.query_timeout_s = query_timeout_s
         self._http = GuardedHttp(
             "splade",
             self.url,
@@ -132,7 +134,11 @@ class SpladeClient:
             if self.top_k is not None:
                 body["top_k"] = self.top_k
             parse = partial(_parse, expected=len(batch))
-            vectors, model, dim = await self._http.post_json("/sparse/batch", body, parse)
+            if kind == "query":  # a search waits on it: one attempt, a short timeout, then the leg is skipped
+                call = self._http.post_json("/sparse/batch", body, parse, timeout_s=self.query_timeout_s, attempts=1)
+            else:
+                call = self._http.post_json("/sparse/batch", body, parse)
+            vectors, model, dim = await call
             self.model_name, self.dim = model, dim
             out.extend(vectors)
         return out

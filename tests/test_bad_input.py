@@ -25,6 +25,8 @@ from mcp_web_ingest.ssrf import BlockedAddressError
 
 from .conftest import free_port
 
+pytestmark = pytest.mark.both_backends
+
 
 @dataclass(frozen=True)
 class Case:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,92 @@ async def test_local_embedder_vectors_are_normalised_and_context_sensitive(runti
     assert float(a @ b) > float(a @ c) + 0.2
     assert await emb.embed_documents([]) == []
     assert (await emb.health())["status"] == "ok"
+
+
+QUERIES = [
+    "how do I install it",
+    "checksum mismatch after download",
+    "configure a corporate proxy behind a firewall with a self-signed certificate",
+    "x",
+    "retention and compaction of snapshots",
+    "pathlib glob",
+    "what is the file format of the records and how are they versioned across releases",
+    "upgrade",
+]
+
+
+async def test_concurrent_queries_share_one_model_call_and_match_sequential(runtime: Runtime) -> None:
+    emb = runtime.embedder
+    assert isinstance(emb, LocalEmbedder)
+    batcher = emb.queries
+    sequential = [await emb.embed_query(q) for q in QUERIES]  # one at a time: one model call each
+    batches, items = batcher.batches, batcher.items
+    concurrent = await asyncio.gather(*(emb.embed_query(q) for q in QUERIES))
+    assert (batcher.batches - batches, batcher.items - items) == (1, len(QUERIES))
+    for one, batched in zip(sequential, concurrent, strict=True):
+        assert batched.shape == (384,) and np.allclose(one, batched, atol=1e-5)
+    docs = await emb.embed_documents(QUERIES)  # the same vector space as documents
+    assert all(float(d @ q) > 0.9999 for d, q in zip(docs, concurrent, strict=True))
+
+    batcher.max_batch = 3  # the cap splits a burst into ceil(8 / 3) calls, results still in order
+    try:
+        batches = batcher.batches
+        capped = await asyncio.gather(*(emb.embed_query(q) for q in QUERIES))
+        assert batcher.batches - batches == 3
+        assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(sequential, capped, strict=True))
+    finally:
+        batcher.max_batch = 64
+
+
+async def test_queries_arriving_while_the_model_is_busy_are_batched(runtime: Runtime) -> None:
+    emb = runtime.embedder
+    assert isinstance(emb, LocalEmbedder)
+    busy = asyncio.create_task(emb.embed_documents(["A long chunk of documentation text. " * 40] * 32))
+    await asyncio.sleep(0.05)  # the model thread is now encoding the documents
+
+    async def late(i: int) -> np.ndarray:
+        await asyncio.sleep(i * 0.005)  # 12 queries spread over 60 ms, each its own arrival
+        return await emb.embed_query(QUERIES[i % len(QUERIES)])
+
+    batches = emb.queries.batches
+    vectors = await asyncio.gather(*(late(i) for i in range(12)))
+    await busy
+    assert emb.queries.batches - batches <= 2  # the first one alone at most, then the rest together
+    assert np.allclose(vectors[0], vectors[8], atol=1e-5)
+
+
+async def test_a_failed_batch_fails_every_waiter_and_the_next_batch_runs(runtime: Runtime) -> None:
+    emb = runtime.embedder
+    assert isinstance(emb, LocalEmbedder)
+    bad: str = None  # type: ignore[assignment]  # the model rejects it: a real failure inside the batch
+    batches = emb.queries.batches
+    results = await asyncio.gather(emb.embed_query("fine"), emb.embed_query(bad), return_exceptions=True)
+    assert emb.queries.batches - batches == 1
+    assert all(isinstance(r, EmbeddingError) and "Unsupported input type" in str(r) for r in results)
+    assert (await emb.embed_query("fine")).shape == (384,)
+
+
+async def test_a_cancelled_waiter_does_not_disturb_its_batch(runtime: Runtime) -> None:
+    emb = runtime.embedder
+    assert isinstance(emb, LocalEmbedder)
+    expected = [await emb.embed_query(q) for q in QUERIES]
+    items = emb.queries.items
+    tasks = [asyncio.create_task(emb.embed_query(q)) for q in QUERIES]
+    await asyncio.sleep(0)  # every task has queued its query; the batch has not been taken yet
+    tasks[2].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[2], asyncio.CancelledError)
+    assert emb.queries.items - items == len(QUERIES) - 1  # the cancelled query was not embedded
+    for i, (want, got) in enumerate(zip(expected, results, strict=True)):
+        if i != 2:
+            assert isinstance(got, np.ndarray) and np.allclose(want, got, atol=1e-5)
+
+    # cancelled while its batch is on the model thread: the others still get their vectors
+    tasks = [asyncio.create_task(emb.embed_query(q)) for q in QUERIES]
+    await asyncio.sleep(0.01)
+    tasks[0].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, np.ndarray) for r in results[1:])
 
 
 def test_unknown_local_model_is_a_config_error(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ pytest.importorskip("onnx")
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.embed import resolve_local_model_dir
 from mcp_web_ingest.embed_onnx import OnnxEmbedder, OnnxEncoder, pool
+from mcp_web_ingest.errors import EmbeddingError
 
 TEXTS = [
     "how do I pretty-print JSON",
@@ -75,3 +78,31 @@ async def test_embedder_protocol(cache_dir: Path, tmp_path: Path) -> None:
         assert (health["status"], health["backend"]) == ("ok", "onnx")
     finally:
         await embedder.aclose()
+
+
+async def test_concurrent_queries_are_batched_and_close_releases_waiters(cache_dir: Path, tmp_path: Path) -> None:
+    """ONNX inherits query micro-batching; aclose() fails pending queries at once instead of hanging."""
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    embedder = OnnxEmbedder(settings, cache_dir=cache_dir, query_batch_max=16, query_window_s=0.001)
+    queries = [f"{t[:60]} {i}" for i in range(5) for t in TEXTS]  # 20 distinct queries of mixed lengths
+    try:
+        sequential = [await embedder.embed_query(q) for q in queries]
+        batches = embedder.queries.batches
+        concurrent = await asyncio.gather(*(embedder.embed_query(q) for q in queries))
+        assert embedder.queries.batches - batches == 2  # 20 queries, at most 16 per model call
+        assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(sequential, concurrent, strict=True))
+
+        busy = asyncio.create_task(embedder.embed_documents([TEXTS[1]] * 64))  # keeps the model thread busy
+        await asyncio.sleep(0.02)
+        waiters = [asyncio.create_task(embedder.embed_query(q)) for q in queries]
+        await asyncio.sleep(0.01)
+    finally:
+        started = time.perf_counter()
+        await asyncio.wait_for(embedder.aclose(), 5)
+    assert time.perf_counter() - started < 1.0  # did not wait for the 64 documents
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(r, EmbeddingError) and "closed" in str(r) for r in results), results
+    with pytest.raises(EmbeddingError, match="closed"):
+        await embedder.embed_query("after close")
+    busy.cancel()
+    await asyncio.gather(busy, return_exceptions=True)

@@ -26,6 +26,7 @@ async def test_load_smoke(clean: Runtime, server: tuple[str, int], site_url: str
     await clean.pipeline.index_page(page)
     report = await run_load(base, clients=3, seconds=3, index_urls=[page])
     expected = {"requests", "throughput_rps", "latency_ms", "errors", "index", "rss_mb", "health_latency_ms", "note"}
+    expected |= {"loop_lag_ms"}
     assert expected <= report.keys()
     assert report["errors"] == 0, report["error_samples"]
     assert report["index"]["errors"] == 0, report["index"]["error_samples"]
@@ -33,6 +34,9 @@ async def test_load_smoke(clean: Runtime, server: tuple[str, int], site_url: str
     assert set(report["latency_ms"]) == {"p50", "p95", "p99", "max", "mean"}
     assert report["server_pid"] == pid and report["rss_mb"]["peak"] > 0  # found by the listening port
     assert report["health_latency_ms"]["samples"] > 0 and report["health_errors"] == 0
+    # the server's event_loop_lag_seconds histogram, sampled every 100 ms, once the runtime runs the watcher
+    lag = report["loop_lag_ms"]
+    assert lag is not None and lag["samples"] > 0 and {"mean", "p50_le", "p99_le", "max_le"} <= lag.keys()
 
 
 def test_percentiles() -> None:

@@ -5,8 +5,10 @@ The models are random: these tests check the API contract, shapes, sparsity and 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,9 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from tools.model_runner.app import create_app
+from tools.model_runner.faults import Faults
+from tools.model_runner.faults import add_arguments as add_fault_arguments
+from tools.model_runner.faults import from_arguments as faults_from_arguments
 from tools.model_runner.models import RunnerConfig
 from tools.model_runner.testing import SENTENCES, RunnerProcess, build_tiny_models
 
@@ -193,3 +198,96 @@ async def test_failed_model_load_is_reported(tmp_path: Path) -> None:
         assert health.status == 503 and body["status"] == "error" and "model load failed" in body["error"]
         resp = await client.post("/sparse/batch", json={"texts": ["a"]})
         assert resp.status == 503 and (await resp.json())["error_type"] == "unhealthy"
+
+
+async def test_fault_control_is_off_by_default(runner: str) -> None:
+    """Without --enable-fault-control (or ENABLE_FAULT_CONTROL) there is no /_fault route to slow the runner."""
+    async with aiohttp.ClientSession() as s:
+        for method in ("GET", "POST"):
+            async with s.request(method, runner + "/_fault", json={"delay_s": 5}) as resp:
+                assert resp.status == 404 and (await resp.json())["error"]
+
+
+async def _timed_post(client: TestClient, path: str, body: Any) -> tuple[float, float, Any]:
+    """(seconds to the status line, seconds to the whole body, decoded body) of one POST."""
+    started = time.perf_counter()
+    resp = await client.post(path, json=body)
+    headers_s = time.perf_counter() - started
+    payload = await resp.json()
+    assert resp.status == 200, payload
+    return headers_s, time.perf_counter() - started, payload
+
+
+async def test_fault_control_slows_the_same_process_and_restores_it(tiny_models: tuple[Path, Path]) -> None:
+    """POST /_fault delays or drips chosen routes of a running app, GET /_fault counts requests, {} restores it."""
+    mlm, ce = tiny_models
+    faults = Faults(control=True)
+    app = create_app(RunnerConfig(model_name=str(mlm), rerank_model=str(ce), device="cpu"), faults=faults)
+    sparse = {"texts": ["the quick brown fox"]}
+    rerank = {"query": "fox", "texts": ["a quick fox", "a lazy dog"]}
+    async with TestClient(TestServer(app)) as client:
+        for _ in range(300):
+            if (await client.get("/health")).status == 200:
+                break
+            await asyncio.sleep(0.1)
+        state = await (await client.get("/_fault")).json()
+        assert state == {**state, "delay_s": 0.0, "drip_s": 0.0, "paths": None} and state["requests"]["/health"] >= 1
+        for bad in ({"delay_s": -1}, {"drip_s": "1"}, {"delay_s": True}, {"paths": "/rerank"}, {"delay": 1}, [1]):
+            resp = await client.post("/_fault", json=bad)
+            assert resp.status == 400 and (await resp.json())["error_type"] == "validation", bad
+        _, _, fast_sparse = await _timed_post(client, "/sparse/batch", sparse)
+        _, _, fast_rerank = await _timed_post(client, "/rerank", rerank)
+
+        # Delay: only the named route waits, and then answers exactly what it answers when fast.
+        resp = await client.post("/_fault", json={"delay_s": 1.0, "paths": ["/sparse/batch"], "reset_counts": True})
+        assert resp.status == 200 and (await resp.json())["requests"] == {}
+        _, slow_s, payload = await _timed_post(client, "/sparse/batch", sparse)
+        assert slow_s >= 1.0 and payload == fast_sparse
+        _, other_s, _ = await _timed_post(client, "/rerank", rerank)
+        assert other_s < slow_s / 2
+
+        # Drip: the status line comes at once, the body takes drip_s and arrives intact.
+        await client.post("/_fault", json={"drip_s": 1.0, "paths": ["/rerank"]})
+        headers_s, body_s, payload = await _timed_post(client, "/rerank", rerank)
+        assert body_s >= 0.9 and headers_s < body_s / 2 and payload == fast_rerank
+
+        # Default paths: every route but /health and /_fault.
+        await client.post("/_fault", json={"delay_s": 1.0})
+        started = time.perf_counter()
+        assert (await client.get("/health")).status == 200
+        assert time.perf_counter() - started < 0.5
+
+        state = await (await client.post("/_fault", json={})).json()
+        assert (state["delay_s"], state["drip_s"], state["paths"]) == (0.0, 0.0, None)
+        assert state["requests"] == {**state["requests"], "/sparse/batch": 1, "/rerank": 2, "/health": 1}
+        _, fast_s, _ = await _timed_post(client, "/sparse/batch", sparse)
+        assert fast_s < slow_s / 2
+
+
+def test_fault_injection_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off unless asked for; flags and environment variables set the initial slowness; nonsense is refused."""
+
+    def parse(*argv: str) -> Faults | None:
+        parser = argparse.ArgumentParser()
+        add_fault_arguments(parser)
+        return faults_from_arguments(parser.parse_args(argv))
+
+    for name in ("ENABLE_FAULT_CONTROL", "FAULT_DELAY_S", "FAULT_DRIP_S"):
+        monkeypatch.delenv(name, raising=False)
+    assert parse() is None
+    only_delay = parse("--fault-delay-s", "2.5")
+    assert only_delay is not None and (only_delay.delay_s, only_delay.control) == (2.5, False)
+    control = parse("--enable-fault-control")
+    assert control is not None and control.control and control.delay_s == 0.0
+    with pytest.raises(ValueError, match="delay_s"):
+        parse("--fault-delay-s", "-1")
+    monkeypatch.setenv("ENABLE_FAULT_CONTROL", "true")
+    monkeypatch.setenv("FAULT_DRIP_S", "3")
+    from_env = parse()
+    assert from_env is not None and from_env.control and from_env.drip_s == 3.0
+
+
+def test_fault_modules_are_the_same_file() -> None:
+    """Each Docker image copies only its own runner folder, so faults.py exists twice: the copies must not drift."""
+    tools = Path(__file__).resolve().parents[1] / "tools"
+    assert (tools / "model_runner" / "faults.py").read_bytes() == (tools / "crawl4ai_runner" / "faults.py").read_bytes()

@@ -196,13 +196,17 @@ async def test_breakers_open_when_the_runner_dies_and_recover_after_restart(
     try:
         assert await splade.encode(["alive"], "query") and await reranker.rerank("q", ["alive"])
         runner.kill()
+        # Documents get RETRIES attempts; a query (a search waits on it) gets one, and RerankUnavailable likewise.
+        with pytest.raises(SparseUnavailable, match="unavailable after 2 attempts"):
+            await splade.encode(["dead"], "document")
+        with pytest.raises(SparseUnavailable, match="unavailable after 1 attempt:"):
+            await splade.encode(["dead"], "query")
         for _ in range(2):
-            with pytest.raises(SparseUnavailable, match="unavailable after 2 attempts"):
-                await splade.encode(["dead"], "query")
-            with pytest.raises(RerankUnavailable):
+            with pytest.raises(RerankUnavailable, match="after 1 attempt:"):
                 await reranker.rerank("q", ["dead"])
         assert splade.breaker.state == reranker.breaker.state == "open"
         assert outcomes == {"success": 2, "failed": 4}
+
         # Open: calls fail at once, without a request (the outcome says so).
         with pytest.raises(SparseUnavailable, match="circuit open") as info:
             await splade.encode(["dead"], "query")

@@ -6,8 +6,9 @@ Usage: python tools/load.py --url http://127.0.0.1:3000 [--clients 50] [--second
 Each client opens its own MCP session on URL/mcp and calls `search` back to back with a fixed query list; one more
 client re-indexes the --index-url pages in a loop (when given), as a writer beside the readers. Reported: requests,
 throughput, latency percentiles, errors, the server's RSS (from /proc/<pid>/status, the pid given or found by the
-listening port), and the latency of a GET /health sent every 100 ms. The server exposes no event-loop metric, so that
-/health latency is the proxy for event-loop lag: /health is cheap, so when it is slow the loop was busy.
+listening port), the server's event-loop lag (its `event_loop_lag_seconds` histogram, read from GET /metrics before and
+after the run: how late a task sleeping 100 ms woke up), and the latency of a GET /health sent every 100 ms (a
+client-side proxy for the same: /health is cheap, so when it is slow the loop was busy).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ QUERIES = (
 HEALTH_INTERVAL_S = 0.1
 RSS_INTERVAL_S = 0.5
 GRACE_S = 60.0  # how long requests still in flight at the deadline may take before they are cancelled
+LOOP_LAG_METRIC = "event_loop_lag_seconds"
 
 
 @dataclass
@@ -143,6 +145,71 @@ async def _health_probe(base: str, deadline: float, tally: _Tally) -> None:
             await asyncio.sleep(max(0.0, HEALTH_INTERVAL_S - (time.perf_counter() - started)))
 
 
+async def scrape_metrics(base: str) -> str | None:
+    """The text of GET /metrics, or None when the server does not serve it (auth, error, not ready)."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.get(base + "/metrics") as resp,
+        ):
+            return await resp.text() if resp.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
+def _lag_histogram(text: str) -> tuple[list[tuple[float, float]], float, float] | None:
+    """(cumulative buckets as (upper bound s, count), sum s, count) of the loop-lag histogram in a /metrics text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        if family.name != LOOP_LAG_METRIC:
+            continue
+        buckets: list[tuple[float, float]] = []
+        total = count = 0.0
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                buckets.append((float(sample.labels["le"]), sample.value))
+            elif sample.name.endswith("_sum"):
+                total = sample.value
+            elif sample.name.endswith("_count"):
+                count = sample.value
+        return sorted(buckets), total, count
+    return None
+
+
+def loop_lag_between(before: str | None, after: str | None) -> dict[str, Any] | None:
+    """Event-loop lag observed between two /metrics scrapes; None when the server does not measure it.
+
+    Percentiles are bucket upper bounds in ms ("≤"); a value in the +Inf bucket reads as ">" the last finite bound.
+    """
+    old = _lag_histogram(before) if before else None
+    new = _lag_histogram(after) if after else None
+    if new is None or new[2] == 0:  # no histogram, or one nobody observes (the watcher is not running)
+        return None
+    old_counts = dict(old[0]) if old else {}
+    buckets = [(le, n - old_counts.get(le, 0.0)) for le, n in new[0]]
+    count = new[2] - (old[2] if old else 0.0)
+    if count <= 0:
+        return {"samples": 0}
+    finite = [le for le, _ in buckets if le != float("inf")]
+
+    def upper(q: float) -> float | str:
+        for le, n in buckets:
+            if n >= q * count:
+                return round(le * 1000, 1) if le != float("inf") else f">{finite[-1] * 1000:g}"
+        return f">{finite[-1] * 1000:g}"
+
+    return {
+        "samples": int(count),
+        "mean": round((new[1] - (old[1] if old else 0.0)) / count * 1000, 2),
+        "p50_le": upper(0.5),
+        "p95_le": upper(0.95),
+        "p99_le": upper(0.99),
+        "max_le": upper(1.0),
+        "over_100ms": int(count - dict(buckets).get(0.1, count)),
+    }
+
+
 async def _rss_sampler(pid: int, stop: asyncio.Event, samples: list[float]) -> None:
     while not stop.is_set():
         if (value := rss_mb(pid)) is not None:
@@ -170,6 +237,7 @@ async def run_load(
     rss: list[float] = []
     stop = asyncio.Event()
     sampler = asyncio.create_task(_rss_sampler(pid, stop, rss)) if pid else None
+    metrics_before = await scrape_metrics(base)
     started = time.monotonic()
     deadline = started + seconds
     work = [_searcher(base + "/mcp", n, deadline, searches, queries) for n in range(clients)]
@@ -184,6 +252,7 @@ async def run_load(
     stop.set()
     if sampler is not None:
         await sampler
+    metrics_after = await scrape_metrics(base)
     return {
         "url": base,
         "clients": clients,
@@ -202,9 +271,14 @@ async def run_load(
         },
         "server_pid": pid,
         "rss_mb": {"start": rss[0], "peak": max(rss), "end": rss[-1], "samples": len(rss)} if rss else None,
+        "loop_lag_ms": loop_lag_between(metrics_before, metrics_after),
         "health_latency_ms": {**(percentiles(health.latencies) or {}), "samples": len(health.latencies)},
         "health_errors": health.errors,
-        "note": "health_latency_ms (GET /health every 100 ms, client side) is a proxy for server event-loop lag",
+        "note": (
+            "loop_lag_ms: the server's event_loop_lag_seconds histogram between /metrics scrapes before and after the "
+            "run (percentiles are bucket upper bounds; null when the server does not measure it); health_latency_ms "
+            "(GET /health every 100 ms, client side) is a proxy for the same lag"
+        ),
     }
 
 

@@ -3,6 +3,8 @@
 Run: python -m tools.crawl4ai_runner [--host 127.0.0.1] [--port 8000]   (or python tools/crawl4ai_runner/app.py ...)
 Environment: USE_SIMPLE_CRAWLER, CHROMIUM_PATH, MAX_CONCURRENCY, MAX_BYTES, DEFAULT_TIMEOUT_S,
 CRAWL4_AI_BASE_DIRECTORY (see RunnerConfig and README.md).
+Fault injection for reliability tests (off by default): --enable-fault-control, --fault-delay-s, --fault-drip-s
+(see faults.py and README.md).
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tools.crawl4ai_runner import faults as fault_injection
 
 log = logging.getLogger("crawl4ai_runner")
 
@@ -395,13 +402,17 @@ async def _crawler_ctx(app: web.Application) -> Any:
     await crawler.close()
 
 
-def create_app(config: RunnerConfig | None = None) -> web.Application:
-    """The runner as an aiohttp Application; the crawler starts with the app and stops with it."""
+def create_app(config: RunnerConfig | None = None, faults: fault_injection.Faults | None = None) -> web.Application:
+    """The runner as an aiohttp Application; the crawler starts with the app and stops with it.
+
+    faults: injected slowness (faults.py), for reliability tests only.
+    """
     app = web.Application(middlewares=[errors_as_json], client_max_size=64 * 1024)
     app[CONFIG] = config or RunnerConfig()
     app.cleanup_ctx.append(_crawler_ctx)
     app.router.add_post("/crawl", crawl)
     app.router.add_get("/health", health)
+    fault_injection.install(app, faults)
     return app
 
 
@@ -410,13 +421,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.crawl4ai_runner", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    fault_injection.add_arguments(parser)
     args = parser.parse_args(argv)
+    try:
+        faults = fault_injection.from_arguments(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s")
     prepare_environment()
-    web.run_app(create_app(), host=args.host, port=args.port, access_log=None, print=None)
+    web.run_app(create_app(faults=faults), host=args.host, port=args.port, access_log=None, print=None)
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):  # run as a script: make the repository root importable
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     main()

@@ -3,6 +3,8 @@
 Run: python -m tools.model_runner [--host 127.0.0.1] [--port 8000]   (or python tools/model_runner/app.py ...)
 Environment: MODEL_NAME, RERANK_MODEL, DEVICE, BATCH_SIZE, MAX_CLIENT_BATCH_SIZE, AUTO_TRUNCATE,
 MAX_CONCURRENT_REQUESTS (see models.RunnerConfig).
+Fault injection for reliability tests (off by default): --enable-fault-control, --fault-delay-s, --fault-drip-s
+(see faults.py and README.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from aiohttp import web
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tools.model_runner import faults as fault_injection
 from tools.model_runner.models import InputError, ModelHost, RunnerConfig
 
 log = logging.getLogger("model_runner")
@@ -186,8 +189,8 @@ async def _on_cleanup(app: web.Application) -> None:
     app[EXECUTOR].shutdown(wait=False, cancel_futures=True)
 
 
-def create_app(config: RunnerConfig | None = None) -> web.Application:
-    """The aiohttp application (models start loading when it starts)."""
+def create_app(config: RunnerConfig | None = None, faults: fault_injection.Faults | None = None) -> web.Application:
+    """The aiohttp application (models start loading when it starts); faults: injected slowness, for tests only."""
     app = web.Application(middlewares=[errors_as_json], client_max_size=64 * 1024 * 1024)
     app[HOST] = ModelHost(config or RunnerConfig.from_env())
     app[STATE] = {"status": "loading", "in_flight": 0}
@@ -198,17 +201,23 @@ def create_app(config: RunnerConfig | None = None) -> web.Application:
     app.router.add_get("/health", health)
     app.on_startup.append(_on_startup)
     app.on_cleanup.append(_on_cleanup)
+    fault_injection.install(app, faults)
     return app
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse --host/--port and serve."""
+    """Parse --host/--port (and the fault-injection flags) and serve."""
     parser = argparse.ArgumentParser(description="SPLADE + reranker model runner")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    fault_injection.add_arguments(parser)
     args = parser.parse_args(argv)
+    try:
+        faults = fault_injection.from_arguments(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr)
-    web.run_app(create_app(), host=args.host, port=args.port, access_log=None, print=None)
+    web.run_app(create_app(faults=faults), host=args.host, port=args.port, access_log=None, print=None)
 
 
 if __name__ == "__main__":

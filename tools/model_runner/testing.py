@@ -8,7 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -134,3 +136,38 @@ class RunnerProcess:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+async def set_fault(
+    base_url: str,
+    *,
+    delay_s: float = 0.0,
+    drip_s: float = 0.0,
+    paths: Iterable[str] | None = None,
+    reset_counts: bool = False,
+) -> dict[str, Any]:
+    """Replace the injected slowness of a runner started with --enable-fault-control (faults.py); returns its state.
+
+    Works for the model runner and the Crawl4AI runner alike. No arguments: the runner is fast again.
+    """
+    body: dict[str, Any] = {"delay_s": delay_s, "drip_s": drip_s, "reset_counts": reset_counts}
+    if paths is not None:
+        body["paths"] = list(paths)
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+        session.post(base_url.rstrip("/") + "/_fault", json=body) as resp,
+    ):
+        state = await resp.json()
+        if resp.status != 200:
+            raise RuntimeError(f"POST /_fault answered HTTP {resp.status}: {state}")
+        return dict(state)
+
+
+async def fault_state(base_url: str) -> dict[str, Any]:
+    """GET /_fault: {"delay_s", "drip_s", "paths", "requests": {path: count}} of a runner with fault control."""
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+        session.get(base_url.rstrip("/") + "/_fault") as resp,
+    ):
+        resp.raise_for_status()
+        return dict(await resp.json())
