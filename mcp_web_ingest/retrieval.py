@@ -123,12 +123,21 @@ class Retriever:
         self, query: str, n: int, where: SearchFilter, notes: list[str], fused_from: list[str]
     ) -> list[tuple[int, float]]:
         """Hybrid in one Qdrant Query API call: a prefetch per leg, fused there by weighted RRF."""
-        legs: dict[str, object] = {"dense": await self.embedder.embed_query(query), "lexical": query}
-        if self.sparse is not None:
-            try:
-                legs["splade"] = (await self.sparse.encode([query], "query"))[0]
-            except ServiceError as exc:
-                notes.append(f"SPLADE leg skipped: {exc}")
+        # The two query encoders run at once; only SPLADE may fail softly.
+        dense, splade = await asyncio.gather(
+            self.embedder.embed_query(query),
+            self.sparse.encode([query], "query") if self.sparse is not None else asyncio.sleep(0, None),
+            return_exceptions=True,
+        )
+        if isinstance(dense, BaseException):
+            raise dense
+        legs: dict[str, object] = {"dense": dense, "lexical": query}
+        if isinstance(splade, ServiceError):
+            notes.append(f"SPLADE leg skipped: {splade}")
+        elif isinstance(splade, BaseException):
+            raise splade
+        elif splade is not None:
+            legs["splade"] = splade[0]
         fused_from.extend("sparse" if name == "splade" else name for name in legs)
         weights = {
             "dense": self.settings.fusion_weight_dense,

@@ -167,7 +167,8 @@ def _prepare(case: Case, clean: Runtime, site_url: str) -> tuple[Callable[[], Aw
     fetcher = HttpFetcher(settings, retry_base_wait_s=0.01)
     pipeline = copy.copy(clean.pipeline)  # same store and embedder; only the fetcher differs
     pipeline.fetcher = fetcher  # type: ignore[misc]
-    url = _fill(case.url, site_url)
+    # The site counts requests per key (/flaky, /ratelimited): a key per backend keeps the two runs independent.
+    url = _fill(case.url, site_url).replace("key=", f"key={clean.settings.vector_store}-")
     return (lambda: pipeline.index_page(url)), fetcher
 
 
