@@ -11,21 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psycopg
 
+from . import qdrant_repair
 from .config import Settings
 from .db import Database
 from .errors import SchemaMismatchError, StoreError, VectorStoreError
 from .lexical import document_vector, query_vector
 from .models import Chunk
+from .qdrant_collection import BATCH, DENSE, LEXICAL, SPLADE, collection_options, ensure_qdrant_collection
+from .qdrant_connection import close_client, open_client
+from .qdrant_repair import RepairReport
 from .sparse import SparseVec
-from .store import PageRecord, PostgresStore, SearchFilter, _filter_sql, _translate_errors, check_counts
+from .store import PostgresStore
+from .store_common import PageRecord, SearchFilter, check_counts, search_filter_sql, translate_errors
 from .symbols import Symbol
 
 if TYPE_CHECKING:
@@ -34,43 +37,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DENSE, LEXICAL, SPLADE = "dense", "lexical", "splade"
-BATCH = 256
-_local_clients: dict[str, tuple[AsyncQdrantClient, int]] = {}  # local mode: one client per location per process
-
-
-def collection_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments of create_collection that come from settings (sharding, replication, storage)."""
-    options: dict[str, Any] = {"on_disk_payload": settings.qdrant_on_disk_payload}
-    for name in ("shard_number", "replication_factor", "write_consistency_factor"):
-        value = getattr(settings, f"qdrant_{name}")
-        if value is not None:
-            options[name] = value
-    return options
+# collection_options is re-exported: the tests import it from here.
+__all__ = ["QdrantStore", "RepairReport", "collection_options"]
 
 
 def _redact(url: str) -> str:
     return url.split("@", 1)[-1] if "://" in url else url
 
 
-@dataclass
-class RepairReport:
-    """What `repair` found (and fixed unless it was a dry run)."""
-
-    chunks: int = 0
-    points: int = 0
-    missing: list[int] = field(default_factory=list)  # chunk rows without a point
-    orphans: list[int] = field(default_factory=list)  # points without a chunk row
-    mismatched: list[int] = field(default_factory=list)  # points whose payload names another page
-    fixed: bool = False
-
-    @property
-    def in_sync(self) -> bool:
-        """True when both stores hold exactly the same chunks."""
-        return not (self.missing or self.orphans or self.mismatched)
-
-
-@_translate_errors
+@translate_errors
 class QdrantStore(PostgresStore):
     """PostgresStore whose vector legs (dense, lexical, SPLADE) and hybrid fusion run in one Qdrant collection."""
 
@@ -91,44 +66,13 @@ class QdrantStore(PostgresStore):
 
     async def open(self) -> None:
         """Connect (server) or open the local store; local ones are shared within the process, like the server."""
-        from qdrant_client import AsyncQdrantClient
-
-        if not self.local:
-            secret = self.settings.qdrant_api_key
-            key = (secret.get_secret_value() if secret is not None else "") or None  # "" from compose: no key
-            self._client = AsyncQdrantClient(
-                url=self.location,
-                api_key=key,
-                timeout=math.ceil(self.settings.qdrant_timeout_s),
-                prefer_grpc=self.settings.qdrant_prefer_grpc,
-            )
-            return
-        client, users = _local_clients.get(self.location, (None, 0))
-        if client is None:
-            try:
-                client = (
-                    AsyncQdrantClient(location=":memory:")
-                    if self.location == ":memory:"
-                    else AsyncQdrantClient(path=self.location)
-                )
-            except (RuntimeError, OSError) as exc:  # the directory is locked by another process, or unwritable
-                raise VectorStoreError(f"Cannot open the local Qdrant store at {self.location}: {exc}") from exc
-        _local_clients[self.location] = (client, users + 1)
-        self._client = client
+        self._client = open_client(self.settings, self.location, local=self.local)
 
     async def aclose(self) -> None:
         """Close the client (a shared local one when its last user leaves)."""
         client, self._client = self._client, None
-        if client is None:
-            return
-        if self.local:
-            shared, users = _local_clients.get(self.location, (None, 0))
-            if shared is client and users > 1:
-                _local_clients[self.location] = (client, users - 1)
-                return
-            _local_clients.pop(self.location, None)
-        with contextlib.suppress(Exception):
-            await client.close()
+        if client is not None:
+            await close_client(client, self.location, local=self.local)
 
     @contextlib.asynccontextmanager
     async def _qdrant(self, what: str) -> AsyncIterator[AsyncQdrantClient]:
@@ -176,49 +120,8 @@ class QdrantStore(PostgresStore):
             log.warning("Qdrant is unreachable at start; search and indexing wait for it: %s", exc)
 
     async def _ensure_collection(self, client: AsyncQdrantClient, dimension: int) -> None:
-        from qdrant_client import models as qm
-
-        if await client.collection_exists(self.name):
-            info = await client.get_collection(self.name)
-            vectors = info.config.params.vectors
-            size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
-            if size != dimension:
-                raise SchemaMismatchError(
-                    f"Qdrant collection {self.name!r} holds {size}-dimensional dense vectors but the embedder "
-                    f"makes {dimension}. Run `mcp-web-ingest reembed` (recreates it) or set QDRANT_COLLECTION "
-                    "to another name"
-                )
-            self._collection_ready = True
-            return
-        quantization: qm.QuantizationConfig | None = None
-        if self.settings.qdrant_quantization == "scalar":
-            quantization = qm.ScalarQuantization(
-                scalar=qm.ScalarQuantizationConfig(type=qm.ScalarType.INT8, always_ram=True)
-            )
-        elif self.settings.qdrant_quantization == "binary":
-            quantization = qm.BinaryQuantization(binary=qm.BinaryQuantizationConfig(always_ram=True))
-        await client.create_collection(
-            self.name,
-            vectors_config={
-                DENSE: qm.VectorParams(
-                    size=dimension,
-                    distance=qm.Distance.COSINE,
-                    on_disk=self.settings.qdrant_on_disk,
-                    hnsw_config=qm.HnswConfigDiff(on_disk=self.settings.qdrant_hnsw_on_disk),
-                )
-            },
-            sparse_vectors_config={
-                LEXICAL: qm.SparseVectorParams(modifier=qm.Modifier.IDF),  # BM25: we send TF, Qdrant adds IDF
-                SPLADE: qm.SparseVectorParams(),
-            },
-            quantization_config=quantization,
-            **collection_options(self.settings),
-        )
-        if not self.local:  # local mode ignores payload indexes (and warns)
-            schema = qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True)
-            await client.create_payload_index(self.name, "collection", field_schema=schema)
-            await client.create_payload_index(self.name, "url", field_schema=qm.PayloadSchemaType.KEYWORD)
-        log.info("created Qdrant collection %s (%d dimensions)", self.name, dimension)
+        if await ensure_qdrant_collection(client, self.name, dimension, self.settings, local=self.local):
+            log.info("created Qdrant collection %s (%d dimensions)", self.name, dimension)
         self._collection_ready = True
 
     async def reset_embedding_space(self, model: str, dimension: int) -> int:
@@ -390,7 +293,7 @@ class QdrantStore(PostgresStore):
         if where.collection:
             must.append(qm.FieldCondition(key="collection", match=qm.MatchValue(value=where.collection)))
         if where.url_prefix or where.symbol:
-            sql, params = _filter_sql(where)
+            sql, params = search_filter_sql(where)
             async with self.db.pool.connection() as conn:
                 if where.symbol:
                     cur = await conn.execute(
@@ -490,30 +393,4 @@ class QdrantStore(PostgresStore):
 
     async def repair(self, *, dry_run: bool = False) -> RepairReport:
         """Compare chunk rows with points; unless dry_run, write missing points and delete orphans and mismatches."""
-        report = RepairReport()
-        rows: dict[int, str] = {}
-        async with self.db.pool.connection() as conn:
-            cur = await conn.execute("SELECT c.id, p.url FROM chunks c JOIN pages p ON p.id = c.page_id")
-            rows = {int(i): str(u) for i, u in await cur.fetchall()}
-        points: dict[int, str | None] = {}
-        async with self._qdrant("reading point ids") as client:
-            offset = None
-            while True:
-                batch, offset = await client.scroll(
-                    self.name, limit=1000, offset=offset, with_payload=["url"], with_vectors=False
-                )
-                points.update({int(p.id): (p.payload or {}).get("url") for p in batch})
-                if offset is None:
-                    break
-        report.chunks, report.points = len(rows), len(points)
-        report.missing = sorted(set(rows) - set(points))
-        report.orphans = sorted(set(points) - set(rows))
-        report.mismatched = sorted(i for i in set(rows) & set(points) if points[i] != rows[i])
-        if dry_run or report.in_sync:
-            return report
-        await self.chunks_deleted(report.orphans)
-        todo = report.missing + report.mismatched
-        for start in range(0, len(todo), BATCH):
-            await self._upsert(await self._points_from_rows(todo[start : start + BATCH]))
-        report.fixed = True
-        return report
+        return await qdrant_repair.repair(self, dry_run=dry_run)

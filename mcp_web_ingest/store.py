@@ -2,100 +2,44 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import Protocol
 
 import numpy as np
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import PoolTimeout
 
 from .db import Database
-from .errors import InvalidInputError, SchemaMismatchError, StoreError
+from .errors import SchemaMismatchError, StoreError
 from .models import Chunk
 from .sparse import SparseVec
-from .symbols import Symbol, symbol_keys
+from .store_common import (
+    PageRecord,
+    SearchFilter,
+    StoredChunk,
+    StoredPage,
+    check_counts,
+    search_filter_sql,
+    translate_errors,
+    tsquery_text_is_strict,
+    validate_collection,
+)
+from .store_postings import PostingsMixin
+from .store_sources import SourcesMixin
+from .symbols import Symbol
 
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-def validate_collection(name: str | None) -> str:
-    """A collection name, defaulting to 'default'; letters, digits, '.', '_' and '-' only."""
-    if name is None or name == "":
-        return "default"
-    if not COLLECTION_NAME.match(name):
-        raise InvalidInputError(
-            f"Invalid collection name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-@dataclass(frozen=True)
-class SearchFilter:
-    """Restrictions applied to every retrieval leg."""
-
-    collection: str | None = None
-    url_prefix: str | None = None
-    symbol: str | None = None  # only chunks defining or using this symbol
-
-
-@dataclass(frozen=True)
-class PageRecord:
-    """What is stored about a page besides its chunks."""
-
-    url: str
-    title: str
-    content_hash: str
-    pipeline: str
-    final_url: str | None = None
-    canonical_url: str | None = None
-    description: str | None = None
-    language: str | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    http_status: int | None = None
-
-    @property
-    def domain(self) -> str:
-        """Host of the URL, lower-case."""
-        return (urlsplit(self.url).hostname or "").lower()
-
-
-@dataclass(frozen=True)
-class StoredPage:
-    """A page row as read back."""
-
-    id: int
-    url: str
-    title: str
-    content_hash: str
-    chunk_count: int
-    pipeline: str
-    crawled_at: datetime
-    etag: str | None = None
-    last_modified: str | None = None
-
-
-@dataclass(frozen=True)
-class StoredChunk:
-    """A chunk row joined with its page, for building results."""
-
-    id: int
-    page_id: int
-    url: str
-    title: str
-    collection: str
-    section_path: tuple[str, ...]
-    anchor: str | None
-    text: str
-    content_hash: str
+# Re-exported: the rest of the package and the tests import these from here.
+__all__ = [
+    "PageRecord",
+    "PostgresStore",
+    "SearchFilter",
+    "Store",
+    "StoredChunk",
+    "StoredPage",
+    "check_counts",
+    "tsquery_text_is_strict",
+    "validate_collection",
+]
 
 
 class Store(Protocol):
@@ -117,53 +61,8 @@ class Store(Protocol):
     async def ping(self) -> None: ...
 
 
-def check_counts(chunks: Sequence[Chunk], vectors: Sequence[np.ndarray], sparse: Sequence[SparseVec] | None) -> None:
-    """Refuse a write whose chunk, vector and sparse-vector lists do not line up."""
-    if len(chunks) != len(vectors) or (sparse is not None and len(sparse) != len(chunks)):
-        raise StoreError("Internal error: chunk and vector counts differ")
-
-
-def _filter_sql(where: SearchFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if where.collection:
-        clauses.append("p.collection_id = (SELECT id FROM collections WHERE name = %s)")
-        params.append(where.collection)
-    if where.url_prefix:
-        escaped = where.url_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append("p.url LIKE %s")
-        params.append(escaped + "%")
-    if where.symbol:
-        clauses.append("c.id IN (SELECT chunk_id FROM chunk_symbols WHERE key = lower(%s))")
-        params.append(where.symbol)
-    return "".join(" AND " + c for c in clauses), params
-
-
-def tsquery_text_is_strict(query: str) -> bool:
-    """Whether the user wrote search operators (quotes, -exclusion) that must keep websearch semantics."""
-    # A plain "or" needs no strict mode: the relaxed query ORs every word anyway, and strict mode would AND the rest.
-    return '"' in query or re.search(r"(^|\s)-\w", query) is not None
-
-
-def _translate_errors(cls: type) -> type:
-    """Wrap every public coroutine of cls so database failures leave as StoreError (a restart, a lost connection)."""
-    for name, fn in list(vars(cls).items()):
-        if name.startswith("_") or not inspect.iscoroutinefunction(fn):
-            continue
-
-        @functools.wraps(fn)
-        async def wrapper(*args: Any, __fn: Any = fn, **kwargs: Any) -> Any:
-            try:
-                return await __fn(*args, **kwargs)
-            except (psycopg.Error, PoolTimeout) as exc:
-                raise StoreError(f"Database error ({type(exc).__name__}): {exc}; try again in a moment") from exc
-
-        setattr(cls, name, wrapper)
-    return cls
-
-
-@_translate_errors
-class PostgresStore:
+@translate_errors
+class PostgresStore(SourcesMixin, PostingsMixin):
     """Pages, chunks, dense vectors (pgvector HNSW) and full text (tsvector GIN) in one PostgreSQL database."""
 
     def __init__(self, db: Database) -> None:
@@ -239,17 +138,6 @@ class PostgresStore:
             await cur.executemany(
                 "UPDATE chunks SET embedding = %s WHERE id = %s", [(v, i) for i, v in zip(ids, vectors, strict=True)]
             )
-
-    async def collection_id(self, conn: psycopg.AsyncConnection, name: str) -> int:
-        """The id of a collection, creating it when new."""
-        cur = await conn.execute(
-            "INSERT INTO collections (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name "
-            "RETURNING id",
-            (name,),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        return int(row[0])
 
     async def get_page(self, collection: str, url: str) -> StoredPage | None:
         """The stored page of a collection with this URL, if any."""
@@ -378,124 +266,12 @@ class PostgresStore:
                 await self._write_symbols(conn, ids, symbols)
         return page_id, replaced
 
-    async def _write_postings(
-        self, conn: psycopg.AsyncConnection, page_id: int, ids: dict[int, int], sparse: Sequence[SparseVec]
-    ) -> None:
-        """COPY a page's SPLADE postings (ids maps chunk ordinal to id) and mark its chunks as having them."""
-        await self._copy_postings(conn, [(ids[i], vec) for i, vec in enumerate(sparse)])
-        await conn.execute("UPDATE chunks SET has_sparse = true WHERE page_id = %s", (page_id,))
-
-    @staticmethod
-    async def _copy_postings(conn: psycopg.AsyncConnection, rows: Sequence[tuple[int, SparseVec]]) -> None:
-        async with (
-            conn.cursor() as cur,
-            cur.copy("COPY chunk_sparse_postings (term, chunk_id, weight) FROM STDIN WITH (FORMAT BINARY)") as copy,
-        ):
-            copy.set_types(["int4", "int8", "float4"])
-            for chunk_id, vec in rows:
-                for term, weight in zip(vec.indices, vec.values, strict=True):
-                    if weight > 0:
-                        await copy.write_row((term, chunk_id, weight))
-
-    async def chunks_missing_sparse(self, limit: int) -> list[tuple[int, str, str]]:
-        """(id, context, text) of chunks stored without SPLADE postings (SPLADE was down when they were written)."""
-        async with self.db.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT id, context, text FROM chunks WHERE NOT has_sparse ORDER BY id LIMIT %s", (limit,)
-            )
-            return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
-
-    async def set_sparse(self, ids: Sequence[int], vectors: Sequence[SparseVec]) -> int:
-        """Store back-filled postings for chunks that still exist and still lack them; returns how many."""
-        async with self.db.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "SELECT id FROM chunks WHERE id = ANY(%s) AND NOT has_sparse FOR UPDATE", (list(ids),)
-            )
-            live = {r[0] for r in await cur.fetchall()}
-            rows = [(i, v) for i, v in zip(ids, vectors, strict=True) if i in live]
-            await self._copy_postings(conn, rows)
-            await conn.execute("UPDATE chunks SET has_sparse = true WHERE id = ANY(%s)", ([i for i, _ in rows],))
-        return len(rows)
-
-    async def sparse_candidates(self, query: SparseVec, k: int, where: SearchFilter) -> list[tuple[int, float]]:
-        """Chunks by SPLADE dot product with the query (exact, over the postings), best first."""
-        if not query.indices:
-            return []
-        filter_sql, params = _filter_sql(where)
-        sql = (
-            "SELECT s.chunk_id, s.score FROM (SELECT p.chunk_id, sum(p.weight * q.qw) AS score "
-            "FROM unnest(%s::int[], %s::real[]) AS q(term, qw) JOIN chunk_sparse_postings p USING (term) "
-            "GROUP BY p.chunk_id) s JOIN chunks c ON c.id = s.chunk_id JOIN pages p ON p.id = c.page_id "
-            f"WHERE true{filter_sql} ORDER BY s.score DESC, s.chunk_id LIMIT %s"
-        )
-        async with self.db.pool.connection() as conn:
-            cur = await conn.execute(sql, [list(query.indices), list(query.values), *params, k])
-            return [(int(i), float(s)) for i, s in await cur.fetchall()]
-
-    @staticmethod
-    async def _write_symbols(
-        conn: psycopg.AsyncConnection, ids: dict[int, int], symbols: Sequence[Sequence[Symbol]]
-    ) -> None:
-        """COPY the page's chunk symbols, one row per lookup key (ids maps chunk ordinal to id)."""
-        rows: set[tuple[int, str, int, bool, str, str, str]] = set()
-        for ordinal, chunk_symbols in enumerate(symbols):
-            for sym in chunk_symbols:
-                full = sym.name.lower()
-                role = 0 if sym.role == "defines" else 1
-                for key in symbol_keys(sym.name):
-                    rows.add((ids[ordinal], key, role, key == full, sym.name, sym.kind, sym.language))
-        async with (
-            conn.cursor() as c,
-            c.copy(
-                "COPY chunk_symbols (chunk_id, key, role, exact, name, kind, language) FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy,
-        ):
-            copy.set_types(["int8", "text", "int2", "bool", "text", "text", "text"])
-            for row in rows:
-                await copy.write_row(row)
-
-    async def symbol_candidates(self, name: str, k: int, where: SearchFilter) -> list[tuple[int, float]]:
-        """Chunks that define (first, exact names before suffixes) or use a symbol; score = 4 - tier."""
-        filter_sql, params = _filter_sql(where)
-        sql = (
-            "SELECT s.chunk_id, 4 - s.tier FROM (SELECT chunk_id, min(role * 2 + (NOT exact)::int) AS tier "
-            "FROM chunk_symbols WHERE key = lower(%s) GROUP BY chunk_id) s JOIN chunks c ON c.id = s.chunk_id "
-            f"JOIN pages p ON p.id = c.page_id WHERE true{filter_sql} ORDER BY s.tier, s.chunk_id LIMIT %s"
-        )
-        async with self.db.pool.connection() as conn:
-            cur = await conn.execute(sql, [name, *params, k])
-            return [(int(i), float(s)) for i, s in await cur.fetchall()]
-
-    async def touch_page(
-        self, page_id: int, etag: str | None, last_modified: str | None, http_status: int, final_url: str
-    ) -> None:
-        """Record a fresh crawl of an unchanged page (time and validators) without touching its chunks."""
-        async with self.db.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE pages SET crawled_at = now(), etag = %s, last_modified = %s, http_status = %s, final_url = %s "
-                "WHERE id = %s",
-                (etag, last_modified, http_status, final_url, page_id),
-            )
-
-    async def find_page_by_hash(self, collection: str, content_hash: str, exclude_url: str) -> StoredPage | None:
-        """Another page of the collection with exactly this content, if any."""
-        async with self.db.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                "SELECT p.id, p.url, p.title, p.content_hash, p.chunk_count, p.pipeline, p.crawled_at, p.etag, "
-                "p.last_modified FROM pages p JOIN collections c ON c.id = p.collection_id "
-                "WHERE c.name = %s AND p.content_hash = %s AND p.url <> %s ORDER BY p.id LIMIT 1",
-                (collection, content_hash, exclude_url),
-            )
-            row = await cur.fetchone()
-        return StoredPage(**row) if row else None
-
     async def dense_candidates(self, vector: np.ndarray, k: int, where: SearchFilter) -> list[tuple[int, float]]:
         """Nearest chunks by cosine similarity (HNSW), best first."""
         dim = self.dimension
         if dim is None:
             raise StoreError("The embedding space is not initialised")
-        filter_sql, params = _filter_sql(where)
+        filter_sql, params = search_filter_sql(where)
         sql = (
             f"SELECT c.id, 1 - (c.embedding::vector({dim}) <=> %s::vector({dim})) AS score "
             f"FROM chunks c JOIN pages p ON p.id = c.page_id WHERE c.embedding IS NOT NULL{filter_sql} "
@@ -512,7 +288,7 @@ class PostgresStore:
 
     async def lexical_candidates(self, query: str, k: int, where: SearchFilter) -> list[tuple[int, float]]:
         """Chunks matching the query's words (PostgreSQL full text, English stemming), best ranked first."""
-        filter_sql, params = _filter_sql(where)
+        filter_sql, params = search_filter_sql(where)
         # websearch_to_tsquery ANDs every word, which starves natural-language questions; unless the user wrote
         # operators, OR the words and let ranking reward chunks that match more of them.
         tsq = (
@@ -555,84 +331,3 @@ class PostgresStore:
             row = await cur.fetchone()
         assert row is not None
         return {"collections": int(row[0]), "pages": int(row[1]), "chunks": int(row[2])}
-
-    async def ensure_collection(self, name: str) -> int:
-        """The id of a collection, creating it when new."""
-        async with self.db.pool.connection() as conn:
-            return await self.collection_id(conn, name)
-
-    async def page_urls(self, collection: str, url_prefix: str | None = None) -> list[str]:
-        """URLs of a collection's stored pages, optionally under a prefix."""
-        filter_sql, params = _filter_sql(SearchFilter(collection, url_prefix))
-        async with self.db.pool.connection() as conn:
-            cur = await conn.execute(f"SELECT p.url FROM pages p WHERE true{filter_sql} ORDER BY p.id", params)
-            return [str(r[0]) for r in await cur.fetchall()]
-
-    async def delete_page(self, page_id: int) -> None:
-        """Remove a page with its chunks and vectors."""
-        async with self.db.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute("DELETE FROM chunks WHERE page_id = %s RETURNING id", (page_id,))
-            gone = [int(r[0]) for r in await cur.fetchall()]
-            await conn.execute("DELETE FROM pages WHERE id = %s", (page_id,))
-        await self.chunks_deleted(gone)
-
-    async def chunks_deleted(self, ids: Sequence[int]) -> None:
-        """Called after chunks left PostgreSQL; nothing to do here (the Qdrant store deletes their points)."""
-
-    async def set_links(self, page_id: int, links: Sequence[str]) -> None:
-        """Remember a page's outgoing links (a later 304 answer has no body to read them from)."""
-        async with self.db.pool.connection() as conn:
-            await conn.execute("UPDATE pages SET links = %s WHERE id = %s", (list(links), page_id))
-
-    async def get_links(self, page_id: int) -> tuple[str, ...]:
-        """The outgoing links stored for a page."""
-        async with self.db.pool.connection() as conn:
-            row = await (await conn.execute("SELECT links FROM pages WHERE id = %s", (page_id,))).fetchone()
-        return tuple(row[0] or ()) if row else ()
-
-    async def list_sources(self) -> list[dict[str, Any]]:
-        """Pages, chunks and last crawl per collection and domain, with the state of the newest job there."""
-        async with self.db.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                """
-                SELECT c.name AS collection, p.domain, count(*) AS pages, sum(p.chunk_count) AS chunks,
-                       max(p.crawled_at) AS last_crawled_at,
-                       (SELECT j.state FROM crawl_jobs j WHERE j.collection_id = c.id
-                          AND j.start_url LIKE p.domain_prefix || '%%' ORDER BY j.created_at DESC LIMIT 1)
-                       AS last_job_state
-                FROM (SELECT *, split_part(url, '/', 1) || '//' || split_part(url, '/', 3) AS domain_prefix
-                      FROM pages) p
-                JOIN collections c ON c.id = p.collection_id
-                GROUP BY c.id, c.name, p.domain, p.domain_prefix ORDER BY c.name, p.domain
-                """
-            )
-            rows = await cur.fetchall()
-        return [{**r, "chunks": int(r["chunks"] or 0), "pages": int(r["pages"])} for r in rows]
-
-    async def delete_source(self, collection: str, domain: str | None = None, url_prefix: str | None = None) -> int:
-        """Delete a collection's pages (all, or of one domain, or under a URL prefix); returns pages deleted."""
-        filter_sql, params = _filter_sql(SearchFilter(collection, url_prefix))
-        if domain:
-            filter_sql += " AND p.domain = %s"
-            params.append(domain.lower())
-        async with self.db.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                f"DELETE FROM chunks c USING pages p WHERE c.page_id = p.id{filter_sql} RETURNING c.id", params
-            )
-            gone = [int(r[0]) for r in await cur.fetchall()]
-            cur = await conn.execute(f"DELETE FROM pages p WHERE true{filter_sql}", params)
-            deleted = cur.rowcount
-            if not domain and not url_prefix and collection != "default":
-                await conn.execute("DELETE FROM collections WHERE name = %s", (collection,))
-        await self.chunks_deleted(gone)
-        return int(deleted)
-
-    async def truncate_all(self) -> None:
-        """Delete every page, chunk and collection except 'default' (tests and `db reset`)."""
-        async with self.db.pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "TRUNCATE chunk_symbols, chunk_sparse_postings, chunks, pages, crawl_urls, crawl_jobs "
-                "RESTART IDENTITY CASCADE"
-            )
-            await conn.execute("DELETE FROM collections WHERE name <> 'default'")
