@@ -18,10 +18,10 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
+from tools.faults import Faults
+from tools.faults import add_arguments as add_fault_arguments
+from tools.faults import from_arguments as faults_from_arguments
 from tools.model_runner.app import create_app
-from tools.model_runner.faults import Faults
-from tools.model_runner.faults import add_arguments as add_fault_arguments
-from tools.model_runner.faults import from_arguments as faults_from_arguments
 from tools.model_runner.models import RunnerConfig
 from tools.model_runner.testing import SENTENCES, RunnerProcess, build_tiny_models
 
@@ -285,9 +285,3 @@ def test_fault_injection_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAULT_DRIP_S", "3")
     from_env = parse()
     assert from_env is not None and from_env.control and from_env.drip_s == 3.0
-
-
-def test_fault_modules_are_the_same_file() -> None:
-    """Each Docker image copies only its own runner folder, so faults.py exists twice: the copies must not drift."""
-    tools = Path(__file__).resolve().parents[1] / "tools"
-    assert (tools / "model_runner" / "faults.py").read_bytes() == (tools / "crawl4ai_runner" / "faults.py").read_bytes()

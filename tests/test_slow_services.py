@@ -1,7 +1,7 @@
 """Slow side services (issue #8): SPLADE, the reranker and Crawl4AI answer after the client's timeout, or drip.
 
 Killed services are covered by tests/test_hybrid.py and tests/test_crawl4ai.py; here the services stay up but are too
-slow. They are the project's real runners started with --enable-fault-control (tools/model_runner/faults.py), so
+slow. They are the project's real runners started with --enable-fault-control (tools/faults.py), so
 the SAME process is made slow with POST /_fault and fast again, and GET /_fault counts the requests that reached
 it. Each scenario proves: the caller still gets an answer (search without the leg or the rerank, with a note
 saying so; the page stored, through the built-in fetcher or without SPLADE postings); health reports the service

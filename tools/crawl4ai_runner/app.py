@@ -32,7 +32,7 @@ from aiohttp import web
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.crawl4ai_runner import faults as fault_injection
+from tools import faults as fault_injection
 
 log = logging.getLogger("crawl4ai_runner")
 

@@ -13,8 +13,7 @@ requests seen per path) and ``POST /_fault`` ``{"delay_s"?, "drip_s"?, "paths"?,
 settings; ``{}`` makes the service fast again), so a test can slow the SAME process down and speed it up again.
 Never enable it in production: anyone who can reach the port could stall the service.
 
-tools/model_runner/faults.py and tools/crawl4ai_runner/faults.py are the same file (each Docker image copies only
-its own folder); tests/test_model_runner.py checks that they stay identical.
+Shared by tools/model_runner and tools/crawl4ai_runner (both Docker images copy it; it needs only aiohttp).
 """
 
 from __future__ import annotations
