@@ -50,6 +50,7 @@ class QdrantStore(PostgresStore):
     """PostgresStore whose vector legs (dense, lexical, SPLADE) and hybrid fusion run in one Qdrant collection."""
 
     fuses_server_side = True
+    tracks_deleted_chunks = True
 
     def __init__(self, db: Database, settings: Settings) -> None:
         super().__init__(db)
@@ -354,7 +355,7 @@ class QdrantStore(PostgresStore):
         k: int,
         where: SearchFilter,
     ) -> list[tuple[int, float]]:
-        """One Query API call: a prefetch per leg (dense vector, lexical text, SPLADE SparseVec), fused by RRF."""
+        """One Query API call: a prefetch per leg (dense vector, lexical text, sparse SPLADE vector), fused by RRF."""
         from qdrant_client import models as qm
 
         prefetch, used = [], []
@@ -367,7 +368,8 @@ class QdrantStore(PostgresStore):
                 query = qm.SparseVector(indices=list(query.indices), values=list(query.values))
             else:
                 query = np.asarray(query, dtype=np.float32).tolist()
-            prefetch.append(qm.Prefetch(query=query, using=name, limit=k))
+            using = SPLADE if name == "sparse" else name  # the retriever's leg name → the named vector
+            prefetch.append(qm.Prefetch(query=query, using=using, limit=k))
             used.append(weights.get(name, 1.0))
         if not prefetch:
             return []

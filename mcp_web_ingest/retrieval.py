@@ -119,6 +119,16 @@ class Retriever:
         vector = (await self.sparse.encode([query], "query"))[0]
         return await self.store.sparse_candidates(vector, n, where)
 
+    def _weights(self) -> dict[str, float]:
+        """RRF weight of each leg, by leg name."""
+        return {
+            "dense": self.settings.fusion_weight_dense,
+            "lexical": self.settings.fusion_weight_lexical,
+            "sparse": self.settings.fusion_weight_sparse,
+            "symbol": self.settings.fusion_weight_symbol,
+            "qdrant_rrf": 1.0,  # the Qdrant store's server-side fusion of the other legs
+        }
+
     async def _server_fused(
         self, query: str, n: int, where: SearchFilter, notes: list[str], fused_from: list[str]
     ) -> list[tuple[int, float]]:
@@ -137,13 +147,9 @@ class Retriever:
         elif isinstance(splade, BaseException):
             raise splade
         elif splade is not None:
-            legs["splade"] = splade[0]
-        fused_from.extend("sparse" if name == "splade" else name for name in legs)
-        weights = {
-            "dense": self.settings.fusion_weight_dense,
-            "lexical": self.settings.fusion_weight_lexical,
-            "splade": self.settings.fusion_weight_sparse,
-        }
+            legs["sparse"] = splade[0]
+        fused_from.extend(legs)
+        weights = self._weights()
         return await self.store.fused_candidates(legs, weights, self.settings.rrf_k, n, where)  # type: ignore[attr-defined]
 
     async def _legs(
@@ -199,14 +205,7 @@ class Retriever:
             if symbol_leg:
                 legs["symbol"] = symbol_leg
                 pinned = [cid for cid, score in symbol_leg if score == 4.0]
-        weights = {
-            "dense": self.settings.fusion_weight_dense,
-            "lexical": self.settings.fusion_weight_lexical,
-            "sparse": self.settings.fusion_weight_sparse,
-            "symbol": self.settings.fusion_weight_symbol,
-            "qdrant_rrf": 1.0,  # the Qdrant store's server-side fusion of the other legs
-        }
-        fused = reciprocal_rank_fusion(legs, weights, self.settings.rrf_k)
+        fused = reciprocal_rank_fusion(legs, self._weights(), self.settings.rrf_k)
         if pinned:
             first = set(pinned)
             fused = [f for f in fused if f.chunk_id in first] + [f for f in fused if f.chunk_id not in first]

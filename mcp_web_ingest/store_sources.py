@@ -17,6 +17,7 @@ class SourcesMixin:
     """PostgresStore's queries on collections and whole pages, below the chunk level."""
 
     db: Database
+    tracks_deleted_chunks = False  # True where another store keeps the chunks' vectors and must hear of deletions
 
     async def collection_id(self, conn: psycopg.AsyncConnection, name: str) -> int:
         """The id of a collection, creating it when new."""
@@ -68,10 +69,19 @@ class SourcesMixin:
     async def delete_page(self, page_id: int) -> None:
         """Remove a page with its chunks and vectors."""
         async with self.db.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute("DELETE FROM chunks WHERE page_id = %s RETURNING id", (page_id,))
-            gone = [int(r[0]) for r in await cur.fetchall()]
+            gone = await self._delete_chunks(conn, "DELETE FROM chunks WHERE page_id = %s RETURNING id", [page_id])
             await conn.execute("DELETE FROM pages WHERE id = %s", (page_id,))
         await self.chunks_deleted(gone)
+
+    async def _delete_chunks(self, conn: psycopg.AsyncConnection, sql: str, params: list[Any]) -> list[int]:
+        """Delete chunks (sql ends in RETURNING their id) ahead of their pages, where another store needs the ids.
+
+        Elsewhere nothing runs: deleting the pages cascades to their chunks, without sending every id back.
+        """
+        if not self.tracks_deleted_chunks:
+            return []
+        cur = await conn.execute(sql, params)
+        return [int(r[0]) for r in await cur.fetchall()]
 
     async def chunks_deleted(self, ids: Sequence[int]) -> None:
         """Called after chunks left PostgreSQL; nothing to do here (the Qdrant store deletes their points)."""
@@ -114,10 +124,8 @@ class SourcesMixin:
             filter_sql += " AND p.domain = %s"
             params.append(domain.lower())
         async with self.db.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                f"DELETE FROM chunks c USING pages p WHERE c.page_id = p.id{filter_sql} RETURNING c.id", params
-            )
-            gone = [int(r[0]) for r in await cur.fetchall()]
+            sql = f"DELETE FROM chunks c USING pages p WHERE c.page_id = p.id{filter_sql} RETURNING c.id"
+            gone = await self._delete_chunks(conn, sql, params)
             cur = await conn.execute(f"DELETE FROM pages p WHERE true{filter_sql}", params)
             deleted = cur.rowcount
             if not domain and not url_prefix and collection != "default":
