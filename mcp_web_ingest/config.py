@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 
+MIN_TOKEN_LENGTH = 16
+
 
 def default_data_dir() -> Path:
     """The per-user data directory (XDG on Linux) used when DATA_DIR is not set."""
@@ -40,12 +42,38 @@ class Settings(BaseSettings):
     mcp_auth_token: SecretStr | None = Field(
         default=None, description="Bearer token the HTTP transports require (required when binding beyond loopback)."
     )
-    mcp_allowed_hosts: list[str] = Field(
+    # `| str`: comma separated or a JSON list, as ALLOWED_HOSTS (the validator below always makes a list).
+    mcp_allowed_hosts: list[str] | str = Field(
         default_factory=list,
-        description="Host headers accepted beyond loopback (DNS-rebinding check), e.g. mcp.example:*",
+        description="Extra Host names answered (DNS-rebinding check): name, name:port, name:* or * for any.",
     )
-    mcp_allowed_origins: list[str] = Field(default_factory=list, description="Origin headers accepted beyond loopback.")
-    metrics_require_auth: bool = Field(default=False, description="Require the bearer token for GET /metrics too.")
+    mcp_allowed_origins: list[str] | str = Field(
+        default_factory=list, description="Browser origins answered besides this server's own."
+    )
+    metrics_require_auth: bool = Field(
+        default=False, description="Require the bearer token for GET /metrics too (on METRICS_PORT as well)."
+    )
+    mcp_max_sessions: int = Field(default=1000, ge=1, description="Open MCP sessions (HTTP and SSE) at most.")
+    mcp_max_sessions_per_client: int = Field(
+        default=100, ge=0, description="Open MCP sessions per client address (0 = no per-client limit)."
+    )
+    mcp_session_idle_timeout_s: float = Field(
+        default=600, gt=0, description="A streamable-HTTP session with no request for this long is closed."
+    )
+
+    @field_validator("mcp_auth_token", mode="before")
+    @classmethod
+    def _check_token(cls, v: object) -> object:
+        raw = v.get_secret_value() if isinstance(v, SecretStr) else v
+        if isinstance(raw, str):
+            if not raw.strip():
+                return None  # MCP_AUTH_TOKEN= (empty) means no token, never "any token"
+            if len(raw.strip()) < MIN_TOKEN_LENGTH or raw != raw.strip():
+                raise ValueError(
+                    f"MCP_AUTH_TOKEN must be at least {MIN_TOKEN_LENGTH} characters without surrounding spaces; "
+                    "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+        return v
 
     # --- embeddings ---
     embedding_provider: Literal["local", "openai"] = Field(default="local")
@@ -133,7 +161,7 @@ class Settings(BaseSettings):
     )
     max_chunks_per_page: int = Field(default=2000, ge=1, description="Most chunks one page may produce.")
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod
     def _split_hosts(cls, v: object) -> object:
         if isinstance(v, str):
@@ -154,6 +182,11 @@ class Settings(BaseSettings):
             if "/" in entry:
                 ipaddress.ip_network(entry.strip().strip("[]"), strict=False)  # ValueError names the bad CIDR
         return [h.strip().lower() for h in hosts if h.strip()]
+
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins")
+    @classmethod
+    def _as_list(cls, v: list[str] | str) -> list[str]:
+        return [h.strip() for h in ([v] if isinstance(v, str) else v) if h.strip()]
 
     # --- Qdrant (#6): used when VECTOR_STORE=qdrant ---
     qdrant_url: str | None = Field(
@@ -196,6 +229,8 @@ class Settings(BaseSettings):
             raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
         if self.embedding_provider == "openai" and self.openai_key is None:
             raise ValueError("EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (or LLM_API_KEY)")
+        if self.metrics_require_auth and self.mcp_auth_token is None:
+            raise ValueError("METRICS_REQUIRE_AUTH=true needs MCP_AUTH_TOKEN (the token /metrics then requires)")
         if self.vector_store == "qdrant" and not self.qdrant_url:
             raise ValueError(
                 "VECTOR_STORE=qdrant needs QDRANT_URL: a server (http://localhost:6333), ':memory:' or a directory "

@@ -20,6 +20,7 @@ from .config import Settings
 from .errors import FetchError, InvalidInputError, UnsupportedContentError
 from .models import FetchedPage
 from .ssrf import AddressPolicy, guarded_connector
+from .urls import Credentials, split_credentials
 
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -53,11 +54,18 @@ _STATUS_HINTS = {
 class Fetcher(Protocol):
     """Anything that turns a URL into a decoded HTML page."""
 
-    async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> FetchedPage:
+    async def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        auth: Credentials | None = None,
+    ) -> FetchedPage:
         """Fetch one page, raising FetchError when it cannot be had.
 
         With validators from a previous fetch the request is conditional; a 304 answer comes back as a FetchedPage
-        with status 304 and no text.
+        with status 304 and no text. ``auth`` goes, as HTTP Basic, only to the origin of ``url``.
         """
         ...
 
@@ -131,7 +139,14 @@ class HttpFetcher:
             )
         return self._session
 
-    async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> FetchedPage:
+    async def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        auth: Credentials | None = None,
+    ) -> FetchedPage:
         """GET an HTML page, following up to fetch_max_redirects redirects and retrying transient failures."""
         conditional: dict[str, str] = {}
         if etag:
@@ -145,11 +160,16 @@ class HttpFetcher:
         seen = [url]
         while True:
             await self._check_target(current)
-            hop = await self._request_with_retries(current, conditional)
+            # Like browsers, credentials never follow a redirect to another origin.
+            same_origin = auth is not None and _origin(current) == _origin(url)
+            hop = await self._request_with_retries(
+                current, {**conditional, **_basic(auth)} if same_origin else conditional
+            )
             if hop.location is None:
                 break
             try:
-                nxt = urljoin(current, hop.location)
+                # A Location carrying user-info must not plant credentials in the stored URL.
+                nxt = split_credentials(urljoin(current, hop.location))[0]
             except ValueError as exc:
                 raise FetchError(f"{current} redirected to an invalid URL {hop.location!r}", url=url) from exc
             if nxt in seen:
@@ -317,6 +337,15 @@ class HttpFetcher:
                 status=status,
             )
         return _Hop(status=status, headers=resp.headers, body=body, media_type=media_type, charset=charset)
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.hostname, parts.port
+
+
+def _basic(auth: Credentials | None) -> dict[str, str]:
+    return {} if auth is None else {"Authorization": aiohttp.encode_basic_auth(auth.username, auth.password)}
 
 
 def parse_content_type(value: str | None) -> tuple[str | None, str | None]:

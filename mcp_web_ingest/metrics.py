@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
+import uvicorn
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 LOOP_LAG_INTERVAL_S = 0.1
 LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class SignalNeutralServer(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT/SIGTERM to the process it runs in (the stdio MCP server)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Install no signal handlers."""
+        yield
 
 
 class Metrics:
@@ -26,6 +41,9 @@ class Metrics:
         )
         self.index_duration = Histogram(
             "web_index_duration_seconds", "Time to index one page", buckets=(0.5, 1, 2, 5, 10), registry=r
+        )
+        self.mcp_sessions = Gauge(
+            "mcp_sessions_open", "Open MCP sessions (streamable HTTP) and SSE streams", ["transport"], registry=r
         )
         self.chunks_generated = Counter("web_chunks_generated", "Chunks written to the store", registry=r)
         self.chunks_reused = Counter("web_chunks_embedding_reused", "Chunks whose vector was reused", registry=r)
@@ -94,18 +112,33 @@ class Metrics:
             task.cancel()
             await asyncio.wait([task])
 
-    def serve(self, host: str, port: int) -> Callable[[], None]:
-        """Serve /metrics on its own port in a thread (stdio mode has no HTTP app); returns a stop function."""
-        from prometheus_client import start_http_server
+    def observe_sessions(self, streamable: int, sse: int) -> None:
+        """Record how many MCP sessions and SSE streams are open."""
+        self.mcp_sessions.labels("streamable-http").set(streamable)
+        self.mcp_sessions.labels("sse").set(sse)
 
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
+    @contextlib.asynccontextmanager
+    async def serve(
+        self, host: str, port: int, wrap: Callable[[ASGIApp], ASGIApp] = lambda app: app
+    ) -> AsyncIterator[None]:
+        """Serve GET /metrics on its own port (stdio mode has no HTTP app); ``wrap`` adds the HTTP guards."""
 
-        def stop() -> None:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+        async def metrics(_: Request) -> Response:
+            return Response(self.render(), media_type=self.content_type)
 
-        return stop
+        app = wrap(Starlette(routes=[Route("/metrics", metrics, methods=["GET"])]))
+        server = SignalNeutralServer(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+        task = asyncio.create_task(server.serve(), name="metrics-http")
+        while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn offers a flag, no event
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()  # the port could not be bound: raise that
+            raise OSError(f"metrics server on {host}:{port} stopped at start-up")
+        try:
+            yield
+        finally:
+            server.should_exit = True
+            await task
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -24,7 +24,7 @@ from .retrieval import MAX_K, Retriever, SearchMode, SearchOutcome
 from .sparse import SparseEncoder, SparseVec
 from .store import PageRecord, PostgresStore, StoredPage, validate_collection
 from .symbols import Symbol, extract_page_symbols
-from .urls import normalize_url, validate_url
+from .urls import Credentials, normalize_url, split_credentials, validate_url
 
 log = logging.getLogger(__name__)
 __all__ = ["MAX_K", "IndexOutcome", "Pipeline", "SearchMode", "SearchOutcome", "UnifiedPipeline"]
@@ -62,8 +62,9 @@ class Pipeline(Protocol):
         *,
         force: bool = False,
         skip_duplicates: bool = False,
+        auth: Credentials | None = None,
     ) -> IndexOutcome:
-        """Fetch, extract, chunk, embed and store one page."""
+        """Fetch, extract, chunk, embed and store one page (``auth``: HTTP Basic for that fetch only)."""
         ...
 
     async def search(
@@ -141,18 +142,23 @@ class UnifiedPipeline:
         *,
         force: bool = False,
         skip_duplicates: bool = False,
+        auth: Credentials | None = None,
     ) -> IndexOutcome:
         """Index one page; an unchanged page (304, or the same content hash) is not embedded again.
 
         force: fetch unconditionally and re-chunk even when the content is unchanged.
         skip_duplicates: do not store a page whose content is identical to another page of the collection.
+        auth: HTTP Basic credentials for this fetch; credentials written in the URL itself take their place. Either
+        way they are sent with this fetch only and never stored or shown.
         """
         collection = validate_collection(collection)
-        url = normalize_url(validate_url(url))
+        url, in_url = split_credentials(validate_url(url))
+        url = normalize_url(url)
+        auth = in_url or auth
         watch = _Stopwatch()
         started = time.perf_counter()
         try:
-            outcome = await self._index(url, collection, watch, progress, force, skip_duplicates)
+            outcome = await self._index(url, collection, watch, progress, force, skip_duplicates, auth)
         except WebIngestError:
             self.metrics.pages_indexed.labels("failed").inc()
             raise
@@ -172,14 +178,16 @@ class UnifiedPipeline:
         progress: ProgressFn | None,
         force: bool,
         skip_duplicates: bool,
+        auth: Credentials | None,
     ) -> IndexOutcome:
         await self._report(progress, 0, f"fetching {url}")
         previous = None if force else await self.store.get_page(collection, url)
         try:
             if previous is not None:
-                fetched = await self.fetcher.fetch(url, etag=previous.etag, last_modified=previous.last_modified)
+                validators = {"etag": previous.etag, "last_modified": previous.last_modified}
+                fetched = await self.fetcher.fetch(url, **validators, auth=auth)
             else:
-                fetched = await self.fetcher.fetch(url)
+                fetched = await self.fetcher.fetch(url, auth=auth)
         except FetchError as exc:
             self.metrics.observe_fetch(exc.status)
             raise

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from . import __version__
+from .auth import guard
 from .config import Settings
 from .crawl import CrawlManager
 from .db import Database, redact_conninfo
@@ -150,7 +152,8 @@ class Runtime:
                 backfill = asyncio.create_task(rt._backfill_sparse_forever(), name="sparse-backfill")
                 stack.callback(backfill.cancel)
             if settings.metrics_port and resume_jobs:  # servers only, not one-shot CLI commands
-                stack.callback(rt.metrics.serve(settings.mcp_host, settings.metrics_port))
+                wrap = functools.partial(guard, settings=settings, bind_host=settings.mcp_host, metrics_only=True)
+                await stack.enter_async_context(rt.metrics.serve(settings.mcp_host, settings.metrics_port, wrap))
                 log.info("metrics on http://%s:%d/metrics", settings.mcp_host, settings.metrics_port)
             resumed = await rt.crawler.resume_orphans() if resume_jobs else []
             if resumed:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
 from pydantic import Field
 from starlette.applications import Starlette
@@ -17,10 +17,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from . import __version__
-from .auth import BearerAuthMiddleware, transport_security
+from .auth import BearerAuthMiddleware, HostGuardMiddleware, HostPolicy
 from .config import Settings
 from .crawl import CrawlStatus
-from .errors import InvalidInputError, WebIngestError
+from .errors import InvalidInputError
 from .jobs import CrawlParams
 from .pipeline import MAX_K
 from .runtime import Runtime, RuntimeHolder
@@ -37,7 +37,9 @@ from .schemas import (
     search_result,
     sources_result,
 )
+from .sessions import SessionLimitMiddleware
 from .store import validate_collection
+from .tool_errors import tool_errors
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +56,6 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempot
 def _check_wait(wait_seconds: float) -> None:
     if not 0 <= wait_seconds <= 300:
         raise InvalidInputError(f"wait_seconds must be between 0 and 300 (got {wait_seconds})")
-
-
-def _tool_error(exc: WebIngestError) -> ToolError:
-    return ToolError(str(exc))
 
 
 # --- server -------------------------------------------------------------------------------------------------
@@ -104,6 +102,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
         ),
     )
+    @tool_errors
     async def index_web_page(
         url: Annotated[str, Field(description="Absolute http:// or https:// URL of the page (or crawl start page)")],
         ctx: Context,
@@ -129,30 +128,27 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         ] = None,
     ) -> IndexResult:
         runtime = runtime_of(ctx)
-        try:
-            _check_wait(wait_seconds)
-            if max_depth == 0 and max_pages == 1:
+        _check_wait(wait_seconds)
+        if max_depth == 0 and max_pages == 1:
 
-                async def progress(done: float, total: float | None, message: str | None) -> None:
-                    await ctx.report_progress(done, total, message)
+            async def progress(done: float, total: float | None, message: str | None) -> None:
+                await ctx.report_progress(done, total, message)
 
-                outcome = await runtime.pipeline.index_page(url, collection, progress, force=force)
-                return page_index_result(outcome)
-            params = CrawlParams(
-                max_depth=max_depth,
-                max_pages=max_pages,
-                include=tuple(include or ()),
-                exclude=tuple(exclude or ()),
-                scope=scope,
-                use_sitemap=use_sitemap,
-                respect_robots=respect_robots,
-                force=force,
-            )
-            job_id = await runtime.crawler.start(url, params, collection)
-            status = await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s))
-            return crawl_index_result(status)
-        except WebIngestError as exc:
-            raise _tool_error(exc) from exc
+            outcome = await runtime.pipeline.index_page(url, collection, progress, force=force)
+            return page_index_result(outcome)
+        params = CrawlParams(
+            max_depth=max_depth,
+            max_pages=max_pages,
+            include=tuple(include or ()),
+            exclude=tuple(exclude or ()),
+            scope=scope,
+            use_sitemap=use_sitemap,
+            respect_robots=respect_robots,
+            force=force,
+        )
+        job_id = await runtime.crawler.start(url, params, collection)
+        status = await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s))
+        return crawl_index_result(status)
 
     @mcp.tool(
         title="Crawl job status",
@@ -163,17 +159,15 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         ),
         annotations=READ_ONLY,
     )
+    @tool_errors
     async def crawl_status(
         job_id: Annotated[str, Field(description="The job id returned by index_web_page or refresh_source")],
         ctx: Context,
         wait_seconds: Annotated[float, Field(description="Wait up to this long for the job to finish (0-300)")] = 0,
     ) -> CrawlJobResult:
         runtime = runtime_of(ctx)
-        try:
-            _check_wait(wait_seconds)
-            return job_result(await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s)))
-        except WebIngestError as exc:
-            raise _tool_error(exc) from exc
+        _check_wait(wait_seconds)
+        return job_result(await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s)))
 
     @mcp.tool(
         title="Cancel a crawl",
@@ -182,14 +176,12 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )
+    @tool_errors
     async def cancel_crawl(
         job_id: Annotated[str, Field(description="The job id returned by index_web_page or refresh_source")],
         ctx: Context,
     ) -> CrawlJobResult:
-        try:
-            return job_result(await runtime_of(ctx).crawler.cancel(job_id))
-        except WebIngestError as exc:
-            raise _tool_error(exc) from exc
+        return job_result(await runtime_of(ctx).crawler.cancel(job_id))
 
     @mcp.tool(
         title="List indexed sources",
@@ -199,6 +191,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         ),
         annotations=READ_ONLY,
     )
+    @tool_errors
     async def list_sources(ctx: Context) -> SourcesResult:
         return sources_result(await runtime_of(ctx).store.list_sources())
 
@@ -212,17 +205,15 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
         ),
     )
+    @tool_errors
     async def delete_source(
         ctx: Context,
         collection: Annotated[str | None, Field(description="Collection to delete from; default 'default'")] = None,
         domain: Annotated[str | None, Field(description="Only pages of this host, e.g. docs.python.org")] = None,
         url_prefix: Annotated[str | None, Field(description="Only pages whose URL starts with this")] = None,
     ) -> DeleteResult:
-        try:
-            name = validate_collection(collection)
-            deleted = await runtime_of(ctx).store.delete_source(name, domain, url_prefix)
-        except WebIngestError as exc:
-            raise _tool_error(exc) from exc
+        name = validate_collection(collection)
+        deleted = await runtime_of(ctx).store.delete_source(name, domain, url_prefix)
         return DeleteResult(collection=name, domain=domain, url_prefix=url_prefix, pages_deleted=deleted)
 
     @mcp.tool(
@@ -236,6 +227,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
         ),
     )
+    @tool_errors
     async def refresh_source(
         ctx: Context,
         collection: Annotated[str | None, Field(description="Collection to refresh; default 'default'")] = None,
@@ -243,12 +235,9 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         wait_seconds: Annotated[float, Field(description="How long to wait before returning the job id (0-300)")] = 20,
     ) -> CrawlJobResult:
         runtime = runtime_of(ctx)
-        try:
-            _check_wait(wait_seconds)
-            job_id = await runtime.crawler.refresh(collection, url_prefix)
-            return job_result(await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s)))
-        except WebIngestError as exc:
-            raise _tool_error(exc) from exc
+        _check_wait(wait_seconds)
+        job_id = await runtime.crawler.refresh(collection, url_prefix)
+        return job_result(await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s)))
 
     @mcp.tool(
         title="Search indexed pages",
@@ -261,6 +250,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         ),
         annotations=READ_ONLY,
     )
+    @tool_errors
     async def search(
         query: Annotated[str, Field(description="What to look for: a question, keywords or an exact API name")],
         ctx: Context,
@@ -292,11 +282,8 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         ] = None,
     ) -> SearchResult:
         runtime = runtime_of(ctx)
-        try:
-            outcome = await runtime.pipeline.search(query, k, collection, url_prefix, mode, max_chars, rerank, symbol)
-            return search_result(outcome)
-        except WebIngestError as exc:
-            raise _tool_error(exc) from exc
+        outcome = await runtime.pipeline.search(query, k, collection, url_prefix, mode, max_chars, rerank, symbol)
+        return search_result(outcome)
 
     @mcp.tool(
         title="Server health",
@@ -306,6 +293,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         ),
         annotations=READ_ONLY,
     )
+    @tool_errors
     async def health(ctx: Context) -> HealthResult:
         return HealthResult(**await runtime_of(ctx).health())
 
@@ -328,10 +316,20 @@ def create_http_app(settings: Settings) -> Starlette:
             return Response("starting\n", status_code=503)
         return Response(holder.runtime.metrics.render(), media_type=holder.runtime.metrics.content_type)
 
+    def observe_sessions(streamable: int, sse: int) -> None:
+        if holder.runtime is not None:
+            holder.runtime.metrics.observe_sessions(streamable, sse)
+
     mcp.custom_route("/health", methods=["GET"])(health_route)
     mcp.custom_route("/metrics", methods=["GET"])(metrics_route)
-    security = transport_security(settings, settings.mcp_host)
-    app = mcp.streamable_http_app(host=settings.mcp_host, transport_security=security)
+    # One Host/Origin guard of ours covers every path and bind address, so the SDK's (loopback-only) one is off.
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    app = mcp.streamable_http_app(
+        host=settings.mcp_host,
+        transport_security=security,
+        session_idle_timeout=settings.mcp_session_idle_timeout_s,
+        max_sessions=2 * settings.mcp_max_sessions,  # a backstop: SessionLimitMiddleware keeps below the real cap
+    )
     sse = mcp.sse_app(host=settings.mcp_host, transport_security=security)
     for route in sse.routes:
         if (isinstance(route, Route) and route.path == "/sse") or (
@@ -348,7 +346,16 @@ def create_http_app(settings: Settings) -> Starlette:
             yield state
 
     app.router.lifespan_context = lifespan
+    # Added innermost first: Host/Origin check, then the token, then the session bookkeeping.
+    app.add_middleware(
+        SessionLimitMiddleware,
+        max_sessions=settings.mcp_max_sessions,
+        per_client=settings.mcp_max_sessions_per_client,
+        idle_timeout_s=settings.mcp_session_idle_timeout_s,
+        observe=observe_sessions,
+    )
     if settings.mcp_auth_token is not None:
         token = settings.mcp_auth_token.get_secret_value()
         app.add_middleware(BearerAuthMiddleware, token=token, protect_metrics=settings.metrics_require_auth)
+    app.add_middleware(HostGuardMiddleware, policy=HostPolicy.for_bind(settings, settings.mcp_host))
     return app

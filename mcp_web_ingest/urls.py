@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from mcp_web_ingest.errors import InvalidInputError
 
-__all__ = ["MAX_URL_LENGTH", "normalize_url", "validate_url"]
+__all__ = [
+    "MAX_URL_LENGTH",
+    "Credentials",
+    "normalize_url",
+    "redact_credentials",
+    "split_credentials",
+    "validate_url",
+]
 
 MAX_URL_LENGTH = 2048
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -22,7 +30,34 @@ _PATH_SAFE = frozenset(_UNRESERVED | set(_SUB_DELIMS) | set(":@/"))
 _QUERY_PART_SAFE = frozenset(_UNRESERVED | set("!$'()*+,;:@/?"))
 
 
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]*@")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """HTTP Basic credentials taken out of a URL: sent with that fetch only, never stored, shown or logged."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the user-info of every URL in it masked: http://alice:pw@host/ → http://***@host/."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def split_credentials(url: str) -> tuple[str, Credentials | None]:
+    """The URL without its user-info, and the credentials it carried (None when it had none)."""
+    parts = urlsplit(url)
+    if parts.username is None and "@" not in parts.netloc:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    credentials = Credentials(unquote(parts.username or ""), unquote(parts.password or ""))
+    return urlunsplit(parts._replace(netloc=host)), credentials
+
+
 def _show(url: str) -> str:
+    url = redact_credentials(url)
     return repr(url if len(url) <= 100 else url[:100] + "…")
 
 
@@ -139,8 +174,9 @@ def _normalize_query(query: str) -> str:
 
 
 def normalize_url(url: str) -> str:
-    """Canonical spelling of an http(s) URL: lower-case scheme/host, IDNA host, no default port or fragment,
-    dot segments resolved, percent-encoding normalised, query parameters sorted, empty path as "/"."""
+    """Canonical spelling of an http(s) URL: lower-case scheme/host, IDNA host, no default port, fragment or
+    user-info (credentials are never part of a page's identity), dot segments resolved, percent-encoding normalised,
+    query parameters sorted, empty path as "/"."""
     parts = urlsplit(validate_url(url))
     scheme = parts.scheme.lower()
     host = parts.hostname or ""
@@ -150,10 +186,5 @@ def normalize_url(url: str) -> str:
     port = parts.port
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc = f"{host}:{port}"
-    if parts.username is not None:
-        userinfo = _normalize_pct(parts.username, _QUERY_PART_SAFE - {"@", "/", "?", ":"})
-        if parts.password is not None:
-            userinfo += ":" + _normalize_pct(parts.password, _QUERY_PART_SAFE - {"@", "/", "?", ":"})
-        netloc = f"{userinfo}@{netloc}"
     path = _remove_dot_segments(_normalize_pct(parts.path or "/", _PATH_SAFE))
     return urlunsplit((scheme, netloc, path, _normalize_query(parts.query), ""))

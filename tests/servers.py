@@ -62,7 +62,8 @@ async def start_server(data_dir: Path, **env: str) -> ServerProcess:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    server = ServerProcess(proc, f"http://127.0.0.1:{port}")
+    host = env.get("MCP_HOST", "127.0.0.1")
+    server = ServerProcess(proc, f"http://{f'[{host}]' if ':' in host else host}:{port}")
     async with aiohttp.ClientSession() as s:
         for _ in range(240):
             if proc.returncode is not None:

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-ENV = {"POSTGRES_PASSWORD": "test-password", "MCP_AUTH_TOKEN": "test-token"}
+ENV = {"POSTGRES_PASSWORD": "test-password", "MCP_AUTH_TOKEN": "test-token-of-16-chars"}
 GIB = 1024**3
 
 
@@ -157,7 +157,7 @@ def test_server_environment_and_dependencies(rendered: dict[str, Any]) -> None:
     assert env["ENABLE_HYBRID_SEARCH"] == "true" and env["ENABLE_RERANKING"] == "true"
     assert env["RERANK_INITIAL_K"] == "150" and env["RERANK_FINAL_K"] == "10"
     assert env["USE_UNIFIED_PIPELINE"] == "true"
-    assert env["MCP_HOST"] == "0.0.0.0" and env["MCP_AUTH_TOKEN"] == "test-token"
+    assert env["MCP_HOST"] == "0.0.0.0" and env["MCP_AUTH_TOKEN"] == "test-token-of-16-chars"
     assert env["VECTOR_STORE"] == "postgres"
     conditions = {name: d["condition"] for name, d in server["depends_on"].items()}
     assert conditions == {
