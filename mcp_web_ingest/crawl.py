@@ -9,15 +9,14 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import psutil
 
 from .config import Settings
+from .crawl_discovery import JobNotes, RobotsCache, discover_seeds
+from .crawl_status import CrawlStatus, build_status, status_dict
 from .errors import (
     ExtractError,
     FetchError,
@@ -30,11 +29,13 @@ from .jobs import TERMINAL, CrawlParams, JobRow, JobStore
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .politeness import HostLimiter
-from .robots import RobotsRules, fetch_robots
+from .robots import RobotsRules
 from .scope import CrawlScope
-from .ssrf import guarded_session
+from .ssrf import BlockedAddressError, guarded_session
 from .store import PostgresStore, validate_collection
-from .urls import normalize_url, validate_url
+from .urls import Credentials, normalize_url, same_origin, split_credentials, validate_url
+
+__all__ = ["CrawlManager", "CrawlStatus", "status_dict"]
 
 log = logging.getLogger(__name__)
 
@@ -43,42 +44,6 @@ STALE_HEARTBEAT_S = 30.0
 STORE_RETRY_MIN_S = 1.0  # a paused crawl probes the store this often at first...
 STORE_RETRY_MAX_S = 10.0  # ...backing off to this
 HEARTBEAT_EVERY_S = 3.0
-
-
-@dataclass(frozen=True)
-class CrawlStatus:
-    """Where a crawl job stands."""
-
-    job_id: str
-    state: str
-    kind: str
-    start_url: str
-    collection: str
-    counts: dict[str, int]
-    changes: dict[str, int]
-    elapsed_s: float
-    pages_per_s: float
-    eta_s: float | None
-    failed: list[dict[str, str]] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def finished(self) -> bool:
-        """True once the job reached done, partial, failed or cancelled."""
-        return self.state in TERMINAL
-
-    def summary(self) -> str:
-        """One line for progress messages."""
-        c = self.counts
-        return (
-            f"{self.state}: discovered {c['discovered']}, fetched {c['fetched']}, indexed {c['indexed']}, "
-            f"unchanged {c['unchanged']}, failed {c['failed']}, skipped {c['skipped']}"
-        )
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _parse_lastmod(value: str | None) -> datetime | None:
@@ -100,8 +65,8 @@ class _JobRun:
         self.cancelled = asyncio.Event()
         self.changed = asyncio.Event()
         self.in_flight = 0
-        self.robots: dict[str, RobotsRules] = {}
-        self.robots_lock = asyncio.Lock()
+        self.notes = JobNotes()  # caveats for the job's status: robots.txt treated as absent, sitemaps skipped
+        self.robots: RobotsCache | None = None
         self.paused: str | None = None  # why the job waits (the vector store is unreachable), while it does
 
 
@@ -122,6 +87,7 @@ class CrawlManager:
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._runs: dict[str, _JobRun] = {}
+        self._credentials: dict[str, Credentials] = {}  # HTTP Basic of a start URL, sent to its origin only
         self._session: aiohttp.ClientSession | None = None
 
     # --- public API ---------------------------------------------------------------------------------------------
@@ -137,14 +103,19 @@ class CrawlManager:
     async def start(self, start_url: str, params: CrawlParams, collection: str | None = None) -> str:
         """Start a crawl job (or return the unfinished job of the same start URL, resuming it); returns its id."""
         collection = validate_collection(collection)
-        start_url = normalize_url(validate_url(start_url))
+        start_url, auth = split_credentials(validate_url(start_url))
+        start_url = normalize_url(start_url)
         self.validate(params)
         CrawlScope.create(start_url, params.scope, params.include, params.exclude)  # validates the regexes
         existing = await self.jobs.find_unfinished(collection, start_url)
-        if existing is not None:
-            self._launch(existing.id)
-            return existing.id
-        return await self._create(collection, "crawl", start_url, params, [(start_url, 0, "start", None)])
+        job_id = existing.id if existing is not None else None
+        if job_id is None:
+            job_id = await self._create(collection, "crawl", start_url, params, [(start_url, 0, "start", None)])
+        if auth is not None:
+            # Kept in memory only: a job resumed after a restart goes on without them.
+            self._credentials[job_id] = auth
+        self._launch(job_id)
+        return job_id
 
     async def refresh(self, collection: str | None = None, url_prefix: str | None = None) -> str:
         """Re-crawl the stored pages of a collection (optionally under a URL prefix) with change detection."""
@@ -183,11 +154,13 @@ class CrawlManager:
             )
         if job.state not in TERMINAL and job.id not in self._tasks and self._orphaned(job):
             self._launch(job.id)
-        status = await self._status(job)
+        status = await build_status(self.jobs, job)
         run = self._runs.get(job.id)
         if run is not None and run.paused and not status.finished:
             why = f"paused: {run.paused} — the job resumes by itself when the store answers; nothing is lost"
             status = dataclasses.replace(status, state="paused", error=why)
+        elif run is not None and not status.finished and status.error is None:
+            status = dataclasses.replace(status, error=run.notes.text())
         return status
 
     async def cancel(self, job_id: str) -> CrawlStatus:
@@ -202,7 +175,7 @@ class CrawlManager:
                 await asyncio.wait_for(asyncio.shield(task), 10)
         refreshed = await self.jobs.get(job.id)
         assert refreshed is not None
-        return await self._status(refreshed)
+        return await build_status(self.jobs, refreshed)
 
     async def wait(self, job_id: str, seconds: float, on_status: StatusCallback | None = None) -> CrawlStatus:
         """Wait up to `seconds` for the job to finish, reporting its status about once a second."""
@@ -275,7 +248,15 @@ class CrawlManager:
         job = await self.jobs.get(job_id)
         assert job is not None
         p = job.params
-        run = _JobRun(job, CrawlScope.create(job.start_url, p.scope, p.include, p.exclude))
+        try:
+            scope = CrawlScope.create(job.start_url, p.scope, p.include, p.exclude)
+        except InvalidInputError as exc:  # a job stored by an older version may hold patterns refused now
+            await self.jobs.finish(job_id, "failed", str(exc))
+            return
+        run = _JobRun(job, scope)
+        run.robots = RobotsCache(
+            self.settings, self._http, run.notes, respect=p.respect_robots, on_rules=self._on_robots
+        )
         self.metrics.crawl_jobs_running.inc()
         self._runs[job_id] = run
         beat = asyncio.create_task(self._heartbeat(run))
@@ -291,16 +272,18 @@ class CrawlManager:
                 state = "failed"
             else:
                 state = "partial" if counts.get("failed") else "done"
-            await self.jobs.finish(job_id, state)
+            await self.jobs.finish(job_id, state, run.notes.text())
             log.info("crawl %s finished: %s", job_id, state)
         except asyncio.CancelledError:
             raise  # server shutting down: the job stays 'running' and resumes at the next start
         except Exception as exc:
             log.exception("crawl %s failed", job_id)
-            await self.jobs.finish(job_id, "failed", f"{type(exc).__name__}: {exc}")
+            notes = run.notes.text()
+            await self.jobs.finish(job_id, "failed", f"{type(exc).__name__}: {exc}" + (f"; {notes}" if notes else ""))
         finally:
             beat.cancel()
             self._runs.pop(job_id, None)
+            self._credentials.pop(job_id, None)
             self.metrics.crawl_jobs_running.dec()
 
     async def _heartbeat(self, run: _JobRun) -> None:
@@ -313,32 +296,19 @@ class CrawlManager:
 
     async def _discover(self, run: _JobRun) -> None:
         """Seed the frontier from sitemaps and llms.txt (depth 1), within scope and robots."""
-        from .discover import discover_sitemap_urls, fetch_llms_txt
-
-        job, session = run.job, self._http()
-        robots = await self._robots(run, job.start_url)
-        found: list[tuple[str, str, str | None]] = []
-        with contextlib.suppress(Exception):
-            found += [
-                (u, "sitemap", lastmod) for u, lastmod in await discover_sitemap_urls(session, job.start_url, robots)
-            ]
-        with contextlib.suppress(Exception):
-            found += [(u, "llms.txt", None) for u in await fetch_llms_txt(session, job.start_url)]
-        admitted = [(normalize_url(u), 1, src, lm) for u, src, lm in found if run.scope.check(u) is None]
+        job = run.job
+        assert run.robots is not None
+        found = await discover_seeds(self._http(), job.start_url, run.robots, run.notes)
+        keep = await run.scope.admissible([u for u, _, _ in found])
+        admitted = [(u, 1, src, lm) for u, (_, src, lm) in zip(keep, found, strict=True) if u is not None]
         await self.jobs.admit(job.id, admitted, job.params.max_pages)
 
     async def _robots(self, run: _JobRun, url: str) -> RobotsRules:
-        if not run.job.params.respect_robots:
-            return RobotsRules.allow_all("robots.txt ignored (respect_robots=false)")
-        origin = _origin(url)
-        async with run.robots_lock:
-            if origin not in run.robots:
-                rules = await fetch_robots(
-                    self._http(), origin, self.settings.user_agent, self.settings.fetch_timeout_s
-                )
-                run.robots[origin] = rules
-                self.limiter.set_crawl_delay(url, rules.crawl_delay)
-            return run.robots[origin]
+        assert run.robots is not None
+        return await run.robots.rules(url)
+
+    def _on_robots(self, url: str, rules: RobotsRules) -> None:
+        self.limiter.set_crawl_delay(url, rules.crawl_delay)
 
     async def _worker(self, run: _JobRun) -> None:
         while not run.cancelled.is_set():
@@ -365,7 +335,7 @@ class CrawlManager:
     async def _process(self, run: _JobRun, url: str, depth: int) -> None:
         job, p = run.job, run.job.params
         record = self.jobs.record
-        if depth > 0 and job.kind == "crawl" and (why := run.scope.check(url)) is not None:
+        if depth > 0 and job.kind == "crawl" and (why := await run.scope.check_async(url)) is not None:
             await record(job.id, url, "skipped", reason=why)
             return
         rules = await self._robots(run, url)
@@ -374,9 +344,16 @@ class CrawlManager:
             return
         try:
             async with self.limiter.slot(url):
-                out = await self.pipeline.index_page(url, job.collection, force=p.force, skip_duplicates=True)
+                auth = self._credentials.get(job.id) if same_origin(url, job.start_url) else None
+                out = await self.pipeline.index_page(
+                    url, job.collection, force=p.force, skip_duplicates=True, auth=auth
+                )
         except (UnsupportedContentError, ExtractError) as exc:
             await record(job.id, url, "skipped", reason=str(exc))
+            return
+        except BlockedAddressError as exc:
+            # The SSRF guard refused the host or a redirect hop: the URL's fault, not a bug (no traceback).
+            await record(job.id, url, "failed", reason=f"blocked address: {exc}")
             return
         except FetchError as exc:
             stored = await self.store.get_page(job.collection, url) if job.kind == "refresh" else None
@@ -413,12 +390,8 @@ class CrawlManager:
         candidates = [(out.canonical_url, depth, "canonical")] if out.canonical_url else []
         if depth < p.max_depth:
             candidates += [(link, depth + 1, "link") for link in links]
-        admitted = []
-        for link, link_depth, source in candidates:
-            with contextlib.suppress(WebIngestError):
-                link = normalize_url(link)
-                if run.scope.check(link) is None:
-                    admitted.append((link, link_depth, source, None))
+        keep = await run.scope.admissible([link for link, _, _ in candidates])
+        admitted = [(u, d, src, None) for u, (_, d, src) in zip(keep, candidates, strict=True) if u is not None]
         await self.jobs.admit(job.id, admitted, p.max_pages)
 
     async def _wait_for_store(self, run: _JobRun, reason: str) -> None:
@@ -439,46 +412,3 @@ class CrawlManager:
         if run.paused is not None:
             log.info("crawl %s: the store answers again, resuming", run.job.id)
         run.paused = None
-
-    async def _status(self, job: JobRow) -> CrawlStatus:
-        c = await self.jobs.counts(job.id)
-        start = job.started_at or job.created_at
-        end = job.finished_at or datetime.now(UTC)
-        elapsed = max(0.0, (end - start).total_seconds())
-        done = c.processed
-        rate = done / elapsed if elapsed > 0 else 0.0
-        pending = c.get("queued") + c.get("fetching")
-        eta = pending / rate if rate > 0 and job.state not in TERMINAL else None
-        failed = [{"url": u, "reason": r or ""} for u, r in await self.jobs.urls_in(job.id, ["failed"])]
-        counts = {
-            "discovered": c.discovered,
-            "queued": c.get("queued"),
-            "in_progress": c.get("fetching"),
-            "fetched": c.get("indexed") + c.get("unchanged") + c.get("failed"),
-            "indexed": c.get("indexed"),
-            "unchanged": c.get("unchanged"),
-            "failed": c.get("failed"),
-            "skipped": c.get("skipped"),
-            "removed": c.get("removed"),
-            "chunks": c.chunks,
-        }
-        changes = {k: c.by_change.get(k, 0) for k in ("added", "changed", "unchanged", "removed")}
-        return CrawlStatus(
-            job.id,
-            job.state,
-            job.kind,
-            job.start_url,
-            job.collection,
-            counts,
-            changes,
-            round(elapsed, 2),
-            round(rate, 2),
-            round(eta, 1) if eta is not None else None,
-            failed,
-            job.error,
-        )
-
-
-def status_dict(status: CrawlStatus) -> dict[str, Any]:
-    """A plain dict of a status (for JSON output)."""
-    return {**status.__dict__, "finished": status.finished}

@@ -29,7 +29,8 @@ from .fetch import (
     parse_content_type,
 )
 from .models import FetchedPage
-from .ssrf import AddressPolicy
+from .ssrf import AddressPolicy, BlockedAddressError
+from .urls import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,11 @@ class Crawl4AIFetcher:
     supported through the runner: validators go to the fallback only, and a runner fetch is always a full GET (the
     pipeline's content hash still recognises an unchanged page). ``aclose`` also closes the fallback.
 
-    SSRF: the target URL is checked against the address policy before it goes to the runner, and the final URL after
-    the runner's redirects is checked again. The runner follows redirects and resolves names itself, so an
-    intermediate hop into private space (or a name that re-resolves) is still requested by the runner; such a page
-    is refused, never returned. Deployments that need more must confine the runner's own network egress.
+    SSRF: the target URL is checked against the address policy before it goes to the runner, and the policy itself
+    (ALLOW_PRIVATE_NETWORKS, ALLOWED_HOSTS) goes with every request: the runner sends every connection of the crawl
+    (each redirect hop; in browser mode also subresources, fetch/XHR and WebSockets) through an egress proxy that
+    resolves each host, vets every address with the same rules and dials only a vetted one. A refused page comes back
+    as ``target_blocked`` and raises BlockedAddressError here; the final URL is checked again all the same.
     """
 
     def __init__(self, settings: Settings, fallback: Fetcher, on_outcome: OutcomeCallback | None = None) -> None:
@@ -82,6 +84,9 @@ class Crawl4AIFetcher:
         self.last_strategy: str | None = None
         self._session: aiohttp.ClientSession | None = None
         self._policy = AddressPolicy.from_settings(settings)
+        hosts = settings.allowed_hosts  # a str only via model_copy(update=...), which skips the splitting validator
+        hosts = hosts.split(",") if isinstance(hosts, str) else hosts
+        self._egress = {"allow_private_networks": settings.allow_private_networks, "allowed_hosts": list(hosts)}
         # The runner bounds its own crawl by this; with CRAWL4AI_TIMEOUT_S shorter than the fetch timeout, by that.
         self._runner_timeout_s = min(settings.fetch_timeout_s, settings.crawl4ai_timeout_s or settings.fetch_timeout_s)
 
@@ -99,10 +104,21 @@ class Crawl4AIFetcher:
         if self._on_outcome is not None:
             self._on_outcome(outcome)
 
-    async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> FetchedPage:
+    async def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        auth: Credentials | None = None,
+    ) -> FetchedPage:
         """Fetch through the runner; on runner failure fetch with the fallback (outcome success/fallback/failed)."""
         if not _is_http_url(url):
             raise InvalidInputError(f"Cannot fetch {url!r}: only absolute http:// and https:// URLs can be fetched")
+        if auth is not None:
+            # Credentials never leave this process: a page that needs them is fetched by the built-in fetcher.
+            validators = {k: v for k, v in (("etag", etag), ("last_modified", last_modified)) if v}
+            return await self._fallback.fetch(url, **validators, auth=auth)
         # The runner resolves and connects on its own, so the target is vetted here, before it is sent there.
         await self._policy.check(url)
         try:
@@ -143,6 +159,9 @@ class Crawl4AIFetcher:
             else:
                 self.breaker.record_success()  # it answered properly about an unreachable target
             raise
+        except BlockedAddressError:
+            self.breaker.record_success()  # it refused a private target, as asked
+            raise
         except BaseException:
             self.breaker.release()
             raise
@@ -157,7 +176,7 @@ class Crawl4AIFetcher:
         cap = 6 * self._settings.fetch_max_bytes + 64 * 1024
         try:
             async with self._session_now().post(
-                endpoint, json={"url": url, "timeout_s": self._runner_timeout_s}
+                endpoint, json={"url": url, "timeout_s": self._runner_timeout_s, "egress": self._egress}
             ) as resp:
                 status = resp.status
                 raw = bytearray()
@@ -174,6 +193,9 @@ class Crawl4AIFetcher:
         if status >= 400:
             error = data.get("error") if isinstance(data, dict) else None
             error_type = data.get("error_type") if isinstance(data, dict) else None
+            if error_type == "target_blocked":
+                # The runner's egress proxy refused a hop (the message names it): the same answer as HttpFetcher's.
+                raise BlockedAddressError(str(error or f"Refusing to fetch {url}: blocked address"), url=url)
             raise _RunnerFailure(
                 f"{endpoint} answered HTTP {status} {error_type or ''}: {error or bytes(raw[:200])!r}",
                 runner_fault=error_type not in _TARGET_ERRORS,

@@ -13,6 +13,7 @@ from xml.parsers import expat
 import aiohttp
 from selectolax.lexbor import LexborHTMLParser
 
+from mcp_web_ingest.discovery_http import GET_ERRORS, Disallowed, RobotsLookup, get_capped, robots_gate
 from mcp_web_ingest.errors import InvalidInputError
 from mcp_web_ingest.robots import RobotsRules, product_token
 from mcp_web_ingest.scope import path_prefix
@@ -22,6 +23,7 @@ __all__ = [
     "MAX_SITEMAP_BYTES",
     "MAX_SITEMAP_URLS",
     "PageLinks",
+    "RobotsLookup",
     "SitemapDoc",
     "analyze_page",
     "canonical_url",
@@ -217,22 +219,6 @@ def _parse_text_sitemap(data: bytes, max_urls: int, error: str | None) -> Sitema
     return SitemapDoc(tuple((u, None) for u in urls), (), error)
 
 
-async def _get(session: aiohttp.ClientSession, url: str, max_bytes: int, timeout_s: float) -> tuple[int, str, bytes]:
-    """GET ``url``: (status, media type, body up to max_bytes + 1 bytes). Raises aiohttp/OS/timeout errors."""
-    async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
-        media = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if not 200 <= resp.status < 300:
-            return resp.status, media, b""
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.content.iter_chunked(64 * 1024):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > max_bytes:
-                break
-        return resp.status, media, b"".join(chunks)
-
-
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -243,6 +229,7 @@ async def discover_sitemap_urls(
     start_url: str,
     robots: RobotsRules,
     *,
+    robots_for: RobotsLookup | None = None,
     max_sitemaps: int = 50,
     max_urls: int = MAX_SITEMAP_URLS,
     max_depth: int = 3,
@@ -251,12 +238,17 @@ async def discover_sitemap_urls(
 ) -> list[tuple[str, str | None]]:
     """(url, lastmod) pairs from the robots.txt ``Sitemap:`` lines, else ``/sitemap.xml``, following indexes.
 
-    At most ``max_sitemaps`` files are read, indexes nest at most ``max_depth`` deep, each file once. Sitemaps
-    that fail are skipped; a line saying why goes to ``problems`` when given (for crawl reports).
+    At most ``max_sitemaps`` files are read, indexes nest at most ``max_depth`` deep, each file once. Every fetch but
+    that of a ``Sitemap:`` line's own URL (listing it is the owner's permission) obeys robots.txt: ``robots`` on the
+    start URL's origin, ``robots_for`` on others (not checked without it), redirect hops included. Each sitemap stands
+    alone: one that is disallowed, blocked or failing is skipped, with a line saying why in ``problems`` when given.
     """
     start = normalize_url(start_url)
     origin = _origin(start)
-    queue = [(u, 0) for u in robots.sitemaps] or [(origin + "/sitemap.xml", 0)]
+    allowed = robots_gate(origin, robots, robots_for)
+    listed = [(u, 0) for u in robots.sitemaps]
+    queue = listed or [(origin + "/sitemap.xml", 0)]
+    exempt = {u for u, _ in listed}
     seen: set[str] = set()
     found: dict[str, str | None] = {}
     report = problems if problems is not None else []
@@ -269,12 +261,12 @@ async def discover_sitemap_urls(
                 report.append(f"sitemap {raw!r}: not an absolute http(s) URL")
             continue
         seen.add(url)
-        if _origin(url) == origin and not robots.allowed(url):
+        if not (depth == 0 and raw in exempt) and not await allowed(url):
             report.append(f"sitemap {url}: disallowed by robots.txt")
             continue
         try:
-            status, _media, body = await _get(session, url, MAX_SITEMAP_BYTES, timeout_s)
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            status, _media, body = await get_capped(session, url, MAX_SITEMAP_BYTES, timeout_s, allowed)
+        except (*GET_ERRORS, Disallowed) as exc:
             report.append(f"sitemap {url}: {exc or type(exc).__name__}")
             continue
         if not 200 <= status < 300:
@@ -324,17 +316,28 @@ async def fetch_llms_txt(
     start_url: str,
     *,
     robots: RobotsRules | None = None,
+    robots_for: RobotsLookup | None = None,
     timeout_s: float = 30.0,
+    problems: list[str] | None = None,
 ) -> list[str]:
-    """URLs listed in ``/llms.txt`` and in ``llms.txt`` under the start URL's path prefix; missing files give []."""
+    """URLs listed in ``/llms.txt`` and in ``llms.txt`` under the start URL's path prefix; missing files give [].
+
+    Each fetch, redirect hops included, obeys robots.txt: ``robots`` on the start URL's origin, ``robots_for`` on
+    others (and on the start's origin too when ``robots`` is None). A file that is disallowed, blocked or failing is
+    skipped, with a line saying why in ``problems`` when given; a missing one is not a problem.
+    """
+    start = normalize_url(start_url)
+    allowed = robots_gate(_origin(start), robots, robots_for)
+    report = problems if problems is not None else []
     urls: dict[str, None] = {}
-    for location in _llms_locations(start_url):
-        if robots is not None and not robots.allowed(location):
+    for location in _llms_locations(start):
+        if not await allowed(location):
+            report.append(f"llms.txt {location}: disallowed by robots.txt")
             continue
         try:
-            status, media, body = await _get(session, location, MAX_LLMS_TXT_BYTES, timeout_s)
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            log.debug("llms.txt %s: %s", location, exc)
+            status, media, body = await get_capped(session, location, MAX_LLMS_TXT_BYTES, timeout_s, allowed)
+        except (*GET_ERRORS, Disallowed) as exc:
+            report.append(f"llms.txt {location}: {exc or type(exc).__name__}")
             continue
         # Sites without the file often answer 200 with their HTML "not found" page.
         if not 200 <= status < 300 or media in ("text/html", "application/xhtml+xml"):
@@ -342,4 +345,6 @@ async def fetch_llms_txt(
         text = body[:MAX_LLMS_TXT_BYTES].decode("utf-8", errors="replace")
         for url in parse_llms_txt(text, location):
             urls.setdefault(url)
+    for line in report:
+        log.debug("%s", line)
     return list(urls)

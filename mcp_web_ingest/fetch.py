@@ -20,7 +20,7 @@ from .config import Settings
 from .errors import FetchError, InvalidInputError, UnsupportedContentError
 from .models import FetchedPage
 from .ssrf import AddressPolicy, guarded_connector
-from .urls import Credentials, split_credentials
+from .urls import Credentials, same_origin, split_credentials
 
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -161,9 +161,9 @@ class HttpFetcher:
         while True:
             await self._check_target(current)
             # Like browsers, credentials never follow a redirect to another origin.
-            same_origin = auth is not None and _origin(current) == _origin(url)
+            with_auth = auth is not None and same_origin(current, url)
             hop = await self._request_with_retries(
-                current, {**conditional, **_basic(auth)} if same_origin else conditional
+                current, {**conditional, **_basic(auth)} if with_auth else conditional
             )
             if hop.location is None:
                 break
@@ -337,11 +337,6 @@ class HttpFetcher:
                 status=status,
             )
         return _Hop(status=status, headers=resp.headers, body=body, media_type=media_type, charset=charset)
-
-
-def _origin(url: str) -> tuple[str, str | None, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.hostname, parts.port
 
 
 def _basic(auth: Credentials | None) -> dict[str, str]:

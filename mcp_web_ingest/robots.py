@@ -12,6 +12,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from .errors import FetchError
+from .ssrf import BlockedAddressError
+
 __all__ = ["MAX_ROBOTS_BYTES", "RobotsRules", "fetch_robots", "parse_robots", "product_token"]
 
 # RFC 9309 §2.5: a crawler MUST parse at least the first 500 KiB.
@@ -97,6 +100,7 @@ class RobotsRules:
     crawl_delay: float | None = None
     sitemaps: tuple[str, ...] = ()
     reason: str = "robots.txt parsed"  # why these rules apply, for crawl reports
+    note: str | None = None  # an outcome worth telling the user (unreachable, blocked), for the job's status
 
     @classmethod
     def allow_all(cls, reason: str = "no robots.txt rules: everything allowed") -> RobotsRules:
@@ -106,7 +110,7 @@ class RobotsRules:
     @classmethod
     def disallow_all(cls, reason: str = "robots.txt unreachable: nothing allowed") -> RobotsRules:
         """Rules that disallow every URL (except /robots.txt itself)."""
-        return cls(rules=(_Rule.create(False, "/"),), reason=reason)
+        return cls(rules=(_Rule.create(False, "/"),), reason=reason, note=reason)
 
     def allowed(self, url_or_path: str) -> bool:
         """Whether the URL (absolute) or path (with optional query) may be fetched."""
@@ -224,7 +228,13 @@ async def fetch_robots(session: aiohttp.ClientSession, origin: str, user_agent: 
     except aiohttp.TooManyRedirects:
         # §2.3.1.2: more than five redirects may be treated as "unavailable", which allows everything.
         return RobotsRules.allow_all(f"{url}: more than {MAX_REDIRECTS} redirects, treated as unavailable (allow all)")
-    except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+    except BlockedAddressError as exc:
+        # A file we may not fetch (the SSRF guard refused the host or a redirect hop) is one we cannot read, like a
+        # redirect chain too long to follow: "unavailable" (§2.3.1.2), as for a 4xx. Pages on a blocked host are
+        # refused by the fetcher anyway; pages on this one stay crawlable.
+        reason = f"{url} not fetched (blocked address: {exc}): treated as unavailable, everything allowed"
+        return replace(RobotsRules.allow_all(reason), note=reason)
+    except (aiohttp.ClientError, TimeoutError, OSError, ValueError, FetchError) as exc:
         detail = str(exc) or type(exc).__name__
         return RobotsRules.disallow_all(f"{url} unreachable ({detail}): nothing allowed until it can be read")
     # 429 is "slow down", not "there is no file": treat it like a server error, as the major crawlers do.

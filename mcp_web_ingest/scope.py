@@ -2,19 +2,57 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
+import logging
 import re
-from dataclasses import dataclass
-from typing import Literal
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
+
+import re2
 
 from mcp_web_ingest.errors import InvalidInputError
 from mcp_web_ingest.urls import normalize_url
 
-__all__ = ["DEFAULT_EXCLUSIONS", "CrawlScope", "ScopeKind", "default_exclusion", "path_prefix", "registrable_domain"]
+__all__ = [
+    "CHECK_BUDGET_S",
+    "DEFAULT_EXCLUSIONS",
+    "MAX_PATTERNS",
+    "MAX_PATTERN_CHARS",
+    "MAX_PROGRAM_SIZE",
+    "CrawlScope",
+    "ScopeKind",
+    "default_exclusion",
+    "path_prefix",
+    "registrable_domain",
+]
+
+log = logging.getLogger(__name__)
 
 ScopeKind = Literal["path", "host", "domain"]
+
+# User regexes come from the model or a remote client, and the URLs they run on from the crawled site: both are
+# untrusted. RE2 matches in time linear in the URL, but the factor is the size of the compiled program (about 5 ns per
+# instruction per character on adversarial input), so the program is capped as well as the pattern count and length.
+MAX_PATTERNS = 100  # per list (include, exclude)
+MAX_PATTERN_CHARS = 1000
+MAX_PROGRAM_SIZE = 5000  # RE2 instructions per list; 100 ordinary patterns need ~2,500, one '.{600}' needs 4,800
+CHECK_BUDGET_S = 5.0  # most time one batch of links may spend in check(): the rest is dropped with a warning
+_PATTERN_MEM = 1 << 20  # RE2 memory per pattern: bounds compile time, a bigger one fails as "pattern too large"
+_RE2_UNSUPPORTED = (
+    "backreferences (\\1, (?P=name)), lookarounds ((?=, (?!, (?<=, (?<!), atomic groups, possessive quantifiers, "
+    "conditionals, comments, or the (?x) (?a) (?L) flags; write \\z instead of \\Z"
+)
+# Python reads 'a{,3}' as 'a{0,3}', RE2 as literal text: refused rather than silently matching something else.
+_OPEN_MIN_REPEAT = re.compile(r"(?<!\\)(?:\\\\)*\{,\d*\}")
+# Checks run here, not on the event loop: RE2 releases the GIL, and two threads keep one crawl's slow patterns from
+# occupying the default executor that page extraction uses.
+_CHECKER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="crawl-scope")
 
 # Second-level labels under which registrations happen one level deeper (example.co.uk, example.com.au).
 # A heuristic instead of the Public Suffix List: tldextract cannot download its list here.
@@ -82,9 +120,12 @@ class CrawlScope:
     netloc: str  # host[:port] of the start URL, normalised
     prefix: str  # path prefix (scope "path"), else "/"
     domain: str  # registrable domain of the start host
-    include: tuple[re.Pattern[str], ...] = ()
-    exclude: tuple[re.Pattern[str], ...] = ()
+    include: tuple[Any, ...] = ()  # re2 patterns (they have .pattern and .search, like re's)
+    exclude: tuple[Any, ...] = ()
     max_page: int = 50
+    # Each list as one RE2 alternation: one pass over a URL however many patterns there are.
+    include_any: Any = field(default=None, repr=False, compare=False)
+    exclude_any: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def create(
@@ -101,15 +142,19 @@ class CrawlScope:
         if scope not in ("path", "host", "domain"):
             raise InvalidInputError(f"scope must be 'path', 'host' or 'domain' (got {scope!r}).")
         parts = urlsplit(start)
+        include_patterns, include_any = _compile(include, "include")
+        exclude_patterns, exclude_any = _compile(exclude, "exclude")
         return cls(
             start_url=start,
             kind=scope,
             netloc=parts.netloc,
             prefix=path_prefix(parts.path) if scope == "path" else "/",
             domain=registrable_domain(parts.hostname or ""),
-            include=_compile(include, "include"),
-            exclude=_compile(exclude, "exclude"),
+            include=include_patterns,
+            exclude=exclude_patterns,
             max_page=max_page,
+            include_any=include_any,
+            exclude_any=exclude_any,
         )
 
     def check(self, url: str) -> str | None:
@@ -118,16 +163,48 @@ class CrawlScope:
             url = normalize_url(url)
         except InvalidInputError:
             return "invalid URL"
+        return self._reason(url)
+
+    async def check_async(self, url: str) -> str | None:
+        """``check`` in a worker thread, leaving the event loop free while the patterns run."""
+        return await asyncio.get_running_loop().run_in_executor(_CHECKER, self.check, url)
+
+    async def admissible(self, urls: Sequence[str]) -> list[str | None]:
+        """Per URL, its normalised form when the crawl may visit it, else None; worked off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(_CHECKER, self._admissible, list(urls))
+
+    def _admissible(self, urls: list[str]) -> list[str | None]:
+        deadline = time.monotonic() + CHECK_BUDGET_S
+        out: list[str | None] = []
+        for i, url in enumerate(urls):
+            if time.monotonic() > deadline:
+                # A URL costs up to ~0.1 s at the limits (2 KiB URL); the budget bounds what one page's links cost.
+                log.warning(
+                    "crawl scope: %d of %d links dropped after %.0f s of checks",
+                    len(urls) - i,
+                    len(urls),
+                    CHECK_BUDGET_S,
+                )
+                return out + [None] * (len(urls) - i)
+            try:
+                normal = normalize_url(url)
+            except (InvalidInputError, ValueError):
+                out.append(None)
+                continue
+            out.append(normal if self._reason(normal) is None else None)
+        return out
+
+    def _reason(self, url: str) -> str | None:
         parts = urlsplit(url)
         if not self._in_scope(parts.netloc, parts.hostname or "", parts.path):
             return f"out of scope ({self.describe})"
-        for pattern in self.exclude:
-            if pattern.search(url):
-                return f"excluded by pattern {pattern.pattern!r}"
+        if self.exclude_any is not None and self.exclude_any.search(url):
+            pattern = next((p.pattern for p in self.exclude if p.search(url)), "?")
+            return f"excluded by pattern {pattern!r}"
         # With include patterns the crawl keeps to URLs matching one; a match is the user asking for that URL, so it
         # also overrides the default exclusions (never the scope or an exclude pattern).
-        if self.include:
-            return None if any(p.search(url) for p in self.include) else "not matched by any include pattern"
+        if self.include_any is not None:
+            return None if self.include_any.search(url) else "not matched by any include pattern"
         reason = default_exclusion(url, max_page=self.max_page)
         return f"default exclusion: {reason}" if reason else None
 
@@ -186,15 +263,68 @@ def default_exclusion(url: str, *, max_page: int = 50) -> str | None:
     return None
 
 
-def _compile(patterns: list[str] | tuple[str, ...], what: str) -> tuple[re.Pattern[str], ...]:
+def _compile(patterns: list[str] | tuple[str, ...], what: str) -> tuple[tuple[Any, ...], Any]:
+    """The patterns compiled with RE2 one by one (to name a match) and as one alternation (to test a URL)."""
     if isinstance(patterns, str):  # a lone string would otherwise become one pattern per character
         patterns = [patterns]
+    patterns = list(patterns)
+    if len(patterns) > MAX_PATTERNS:
+        raise InvalidInputError(
+            f"Too many {what} patterns: {len(patterns)}; the limit is {MAX_PATTERNS}. Combine them with '|'."
+        )
     compiled = []
+    size = 0
     for pattern in patterns:
         if not isinstance(pattern, str) or not pattern:
             raise InvalidInputError(f"{what} patterns must be non-empty regular expressions (got {pattern!r}).")
+        if len(pattern) > MAX_PATTERN_CHARS:
+            raise InvalidInputError(
+                f"{what} pattern is {len(pattern)} characters long; the limit is {MAX_PATTERN_CHARS} "
+                f"(got {pattern[:60]!r}...)."
+            )
+        regex = _re2_compile(pattern, what, _PATTERN_MEM)
+        size += regex.programsize
+        if size > MAX_PROGRAM_SIZE:  # checked as we go: compiling stops as soon as the list is too big
+            raise InvalidInputError(
+                f"{what} patterns are too complex: they compile to over {MAX_PROGRAM_SIZE} RE2 instructions "
+                f"(the limit), reached at {pattern[:60]!r}. Large counted repetitions such as '.{{500}}' cost most; "
+                "use fewer or simpler patterns."
+            )
+        compiled.append(regex)
+    if not compiled:
+        return (), None
+    try:
+        combined = _re2_compile("|".join(f"(?:{p.pattern})" for p in compiled), what, 8 * _PATTERN_MEM)
+    except InvalidInputError as exc:  # only RE2's \Q quoting runs past a pattern's end, into the next one
+        raise InvalidInputError(f"{what} patterns cannot be combined: end every \\Q quote with \\E.") from exc
+    return tuple(compiled), combined
+
+
+def _re2_compile(pattern: str, what: str, max_mem: int) -> Any:
+    options = re2.Options()
+    options.max_mem = max_mem
+    options.never_capture = True  # only whether a URL matches counts; also lets two patterns share a group name
+    options.log_errors = False  # a bad pattern is the caller's error, reported to them, not a server log line
+    try:
+        regex = re2.compile(pattern, options)
+    except (re2.error, UnicodeError) as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        if "pattern too large" in reason:
+            raise InvalidInputError(
+                f"{what} regular expression {pattern[:60]!r} is too complex: it needs more than the {max_mem >> 10} "
+                "KiB RE2 allows one pattern. Large counted repetitions such as '.{500}' cost most."
+            ) from exc
         try:
-            compiled.append(re.compile(pattern))
-        except re.error as exc:
-            raise InvalidInputError(f"Invalid {what} regular expression {pattern!r}: {exc}") from exc
-    return tuple(compiled)
+            re.compile(pattern)
+        except (re.error, UnicodeError, RecursionError, OverflowError) as py_exc:
+            raise InvalidInputError(f"Invalid {what} regular expression {pattern!r}: {py_exc}") from exc
+        raise InvalidInputError(
+            f"Unsupported {what} regular expression {pattern!r}: {reason}. Crawl patterns run on RE2, which "
+            f"matches in linear time and so supports no {_RE2_UNSUPPORTED}."
+        ) from exc
+    if _OPEN_MIN_REPEAT.search(pattern):
+        raise InvalidInputError(
+            f"Unsupported {what} regular expression {pattern!r}: write '{{0,n}}' for '{{,n}}' (RE2 reads '{{,n}}' "
+            "as literal text)."
+        )
+    return regex

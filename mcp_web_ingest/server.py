@@ -109,9 +109,12 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         max_depth: Annotated[int, Field(description="Link levels to follow from the start page (0 = just it)")] = 0,
         max_pages: Annotated[int, Field(description="Most pages the crawl visits (1 = just the start page)")] = 1,
         include: Annotated[
-            list[str] | None, Field(description="Regexes: only crawl URLs matching one (overrides default exclusions)")
+            list[str] | None,
+            Field(description="RE2 regexes (≤ 100): only crawl URLs matching one (overrides default exclusions)"),
         ] = None,
-        exclude: Annotated[list[str] | None, Field(description="Regexes: never crawl URLs matching one")] = None,
+        exclude: Annotated[
+            list[str] | None, Field(description="RE2 regexes (≤ 100): never crawl URLs matching one")
+        ] = None,
         scope: Annotated[
             Literal["path", "host", "domain"],
             Field(description="path: under the start URL's directory (default); host: same host; domain: same site"),

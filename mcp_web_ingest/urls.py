@@ -13,6 +13,7 @@ __all__ = [
     "Credentials",
     "normalize_url",
     "redact_credentials",
+    "same_origin",
     "split_credentials",
     "validate_url",
 ]
@@ -54,6 +55,15 @@ def split_credentials(url: str) -> tuple[str, Credentials | None]:
     host = parts.netloc.rpartition("@")[2]
     credentials = Credentials(unquote(parts.username or ""), unquote(parts.password or ""))
     return urlunsplit(parts._replace(netloc=host)), credentials
+
+
+def same_origin(a: str, b: str) -> bool:
+    """True when two URLs share scheme, host and port (where credentials may go)."""
+    pa, pb = urlsplit(a), urlsplit(b)
+    try:
+        return (pa.scheme.lower(), pa.hostname, pa.port) == (pb.scheme.lower(), pb.hostname, pb.port)
+    except ValueError:  # an invalid port
+        return False
 
 
 def _show(url: str) -> str:

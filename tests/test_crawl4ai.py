@@ -45,6 +45,8 @@ class RunnerProcess:
             "CRAWL4_AI_BASE_DIRECTORY": str(tmp / "crawl4ai"),
             "CRAWL4AI_NO_CLOUD_NOTICE": "1",
             "MAX_CONCURRENCY": "4",
+            # The policy of requests that send none: the test site is on 127.0.0.1 (the client always sends one).
+            "ALLOW_PRIVATE_NETWORKS": "true",
         }
         self.proc: subprocess.Popen[bytes] | None = None
 

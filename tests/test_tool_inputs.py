@@ -100,8 +100,8 @@ async def private_site() -> AsyncIterator[tuple[str, list[tuple[str, str | None]
         seen.append((request.host, request.headers.get("Authorization")))
         if request.headers.get("Authorization") != BASIC:
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="docs"'})
-        body = "<html><head><title>Private guide</title></head><body><main><h1 id='setup'>Setup</h1>"
-        body += "<p>The quokka configuration lives in quokka.toml.</p></main></body></html>"
+        body = f"<html><head><title>Private {request.path}</title></head><body><main><h1 id='setup'>Setup</h1>"
+        body += f"<p>The quokka configuration of {request.path} lives in quokka.toml.</p><a href='/docs/more.html'>More</a></main></body></html>"
         return web.Response(text=body, content_type="text/html")
 
     async def away(request: web.Request) -> web.Response:
@@ -111,6 +111,8 @@ async def private_site() -> AsyncIterator[tuple[str, list[tuple[str, str | None]
 
     app = web.Application()
     app.router.add_get("/guide", page)
+    app.router.add_get("/docs/guide.html", page)
+    app.router.add_get("/docs/more.html", page)
     app.router.add_get("/away", away)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -168,3 +170,24 @@ def test_log_lines_and_tracebacks_are_redacted() -> None:
         logger.removeHandler(handler)
     out = stream.getvalue()
     assert SECRET not in out and "http://***@docs.example/x" in out and "https://***@other.example/" in out
+
+
+async def test_a_crawl_sends_the_start_urls_credentials_to_its_origin_only(
+    clean: Runtime, private_site: tuple[str, list[tuple[str, str | None]]]
+) -> None:
+    netloc, seen = private_site
+    seen.clear()
+    async with connect(clean, "legacy") as client:
+        args = {
+            "url": f"http://alice:{SECRET}@{netloc}/docs/guide.html",
+            "max_pages": 5,
+            "max_depth": 1,
+            "wait_seconds": 60,
+        }
+        crawled = await client.call_tool("index_web_page", args)
+        assert not crawled.is_error, _text(crawled)
+        result = crawled.structured_content
+        assert result is not None and result["job"]["counts"]["indexed"] == 2, result
+        status = await client.call_tool("crawl_status", {"job_id": result["job"]["job_id"]})
+        assert SECRET not in str(result) and SECRET not in str(status.structured_content)
+    assert all(auth == BASIC for host, auth in seen if host == netloc)

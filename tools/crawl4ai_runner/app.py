@@ -2,7 +2,8 @@
 
 Run: python -m tools.crawl4ai_runner [--host 127.0.0.1] [--port 8000]   (or python tools/crawl4ai_runner/app.py ...)
 Environment: USE_SIMPLE_CRAWLER, CHROMIUM_PATH, MAX_CONCURRENCY, MAX_BYTES, DEFAULT_TIMEOUT_S,
-CRAWL4_AI_BASE_DIRECTORY (see RunnerConfig and README.md).
+CRAWL4_AI_BASE_DIRECTORY, ALLOW_PRIVATE_NETWORKS, ALLOWED_HOSTS (see RunnerConfig and README.md).
+Every connection a crawl opens goes through a guarded egress proxy (egress.py) that applies the SSRF policy.
 Fault injection for reliability tests (off by default): --enable-fault-control, --fault-delay-s, --fault-drip-s
 (see faults.py and README.md).
 """
@@ -15,9 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,33 +24,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from aiohttp import web
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from mcp_web_ingest.ssrf import AddressPolicy
 from tools import faults as fault_injection
+from tools.crawl4ai_runner.chromium import Chromium
+from tools.crawl4ai_runner.egress import BLOCKED_HEADER, UNREACHABLE_HEADER, EgressProxy
 
 log = logging.getLogger("crawl4ai_runner")
-
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",  # containers run without the user namespaces Chromium's sandbox needs
-    "--disable-gpu",
-    "--disable-dev-shm-usage",  # Docker's default /dev/shm (64 MB) is too small for renderers
-    "--disable-background-networking",  # no update checks, safe-browsing or metrics calls (nothing is reachable)
-    "--disable-component-update",
-    "--disable-default-apps",
-    "--disable-extensions",
-    "--disable-sync",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--mute-audio",
-    "--hide-scrollbars",
-    "--remote-debugging-address=127.0.0.1",
-    "--remote-debugging-port=0",  # Chromium picks a free port and writes it to DevToolsActivePort: no race
-)
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -70,6 +52,11 @@ class RunnerConfig:
     max_bytes: int = field(default_factory=lambda: int(os.environ.get("MAX_BYTES", str(10 * 1024 * 1024))))
     default_timeout_s: float = field(default_factory=lambda: float(os.environ.get("DEFAULT_TIMEOUT_S", "30")))
     user_agent: str | None = field(default_factory=lambda: os.environ.get("USER_AGENT") or None)
+    # The SSRF policy of a request that sends none ("egress"); the server's client always sends its own.
+    allow_private_networks: bool = field(default_factory=lambda: _env_bool("ALLOW_PRIVATE_NETWORKS", False))
+    allowed_hosts: list[str] = field(
+        default_factory=lambda: [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
+    )
 
     @property
     def strategy(self) -> str:
@@ -96,86 +83,6 @@ def prepare_environment() -> Path:
     os.environ.setdefault("CRAWL4AI_NO_CLOUD_NOTICE", "1")
     Path(base).mkdir(parents=True, exist_ok=True)
     return Path(base)
-
-
-def _die_with_parent() -> None:
-    """In the child: have the kernel SIGKILL the browser if the runner dies, even by SIGKILL (no orphan)."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-
-
-class Chromium:
-    """The system Chromium, started headless with a temporary profile; crawl4ai attaches to it over CDP."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.profile: Path | None = None
-        self.cdp_url: str | None = None
-        self.version: str | None = None
-
-    def _launch(self) -> subprocess.Popen[bytes]:
-        """Spawn the browser with a fresh temporary profile (returns at once)."""
-        if not (os.path.isfile(self.path) and os.access(self.path, os.X_OK)):
-            raise RuntimeError(f"Chromium not found at {self.path} (set CHROMIUM_PATH or USE_SIMPLE_CRAWLER=true)")
-        self.profile = Path(tempfile.mkdtemp(prefix="crawl4ai-chromium-"))
-        cmd = [self.path, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"]
-        # Own process group, so stop() can end the renderers and zygotes with the browser.
-        return subprocess.Popen(
-            cmd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            # preexec_fn is unsafe with threads; Chromium starts during app setup, before any executor thread.
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
-
-    async def start(self, timeout_s: float = 30.0) -> str:
-        """Launch Chromium and return its CDP URL once DevTools answers."""
-        self.proc = self._launch()
-        assert self.profile is not None
-        port_file = self.profile / "DevToolsActivePort"
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"Chromium exited at start with status {self.proc.returncode}")
-            if port_file.is_file() and (lines := port_file.read_text().split()):
-                self.cdp_url = f"http://127.0.0.1:{lines[0]}"
-                self.version = await self._version()
-                if self.version is not None:
-                    return self.cdp_url
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"Chromium did not open its DevTools port within {timeout_s:g} s")
-
-    async def _version(self) -> str | None:
-        try:
-            timeout = aiohttp.ClientTimeout(total=2)
-            async with aiohttp.ClientSession(timeout=timeout) as s, s.get(f"{self.cdp_url}/json/version") as resp:
-                return str((await resp.json()).get("Browser"))
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return None
-
-    def alive(self) -> bool:
-        """Whether the browser process still runs."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        """Terminate the browser's process group and delete the profile."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        if self.profile is not None:
-            shutil.rmtree(self.profile, ignore_errors=True)
-            self.profile = None
 
 
 class Crawler:
@@ -243,20 +150,42 @@ class Crawler:
             "max_concurrency": self.config.max_concurrency,
         }
 
-    async def crawl(self, url: str, timeout_s: float, wait_for: str | None) -> dict[str, Any]:
-        """Fetch (and render, in browser mode) one page; raises HttpError for anything but a target response."""
-        from crawl4ai import CacheMode, CrawlerRunConfig
-        from crawl4ai.async_crawler_strategy import HTTPStatusError
+    async def crawl(
+        self, url: str, timeout_s: float, wait_for: str | None, policy: AddressPolicy | None = None
+    ) -> dict[str, Any]:
+        """Fetch (and render, in browser mode) one page; raises HttpError for anything but a target response.
 
+        Every connection goes through an EgressProxy of this request that applies ``policy`` (else the runner's).
+        """
         started = time.monotonic()
         try:
             await asyncio.wait_for(self._slots.acquire(), timeout_s)
         except TimeoutError as exc:
             raise HttpError(503, "overloaded", f"all {self.config.max_concurrency} crawl slots stayed busy") from exc
+        if policy is None:
+            c = self.config
+            policy = AddressPolicy(allow_private_networks=c.allow_private_networks, allowed_hosts=c.allowed_hosts)
+        try:
+            async with EgressProxy(policy) as egress:
+                return await self._crawl(url, timeout_s, wait_for, egress, started)
+        finally:
+            self._slots.release()
+
+    async def _crawl(
+        self, url: str, timeout_s: float, wait_for: str | None, egress: EgressProxy, started: float
+    ) -> dict[str, Any]:
+        from crawl4ai import CacheMode, CrawlerRunConfig, ProxyConfig
+        from crawl4ai.async_crawler_strategy import HTTPStatusError
+
         # timeout_s bounds the whole request, so the client can size its own timeout from it.
         left_s = max(1.0, timeout_s - (time.monotonic() - started))
+        # crawl4ai keys browser contexts by their settings, proxy included: in practice a fresh context per request.
         run = CrawlerRunConfig(
-            cache_mode=CacheMode.BYPASS, page_timeout=int(left_s * 1000), wait_for=wait_for, verbose=False
+            cache_mode=CacheMode.BYPASS,
+            page_timeout=int(left_s * 1000),
+            wait_for=wait_for,
+            verbose=False,
+            proxy_config=ProxyConfig(server=egress.url),
         )
         try:
             # The strategy's own crawl() returns the HTML without AsyncWebCrawler's markdown and cleaning passes,
@@ -265,6 +194,7 @@ class Crawler:
         except TimeoutError as exc:
             raise HttpError(504, "target_timeout", f"{url} did not load within {timeout_s:g} s") from exc
         except Exception as exc:
+            self._egress_failure(url, egress, str(exc))
             if (status_error := _find_cause(exc, HTTPStatusError)) is not None:
                 # The HTTP strategy raises for non-2xx (wrapped, body dropped); the status is what the client needs.
                 return self._result(url, url, status_error.status_code, "", {}, started)
@@ -276,7 +206,6 @@ class Crawler:
                 raise HttpError(500, "crawler_error", f"Chromium died: {message}") from exc
             raise HttpError(502, "target_unreachable", f"Could not crawl {url}: {message}") from exc
         finally:
-            self._slots.release()
             headers = self._final_headers.pop(id(run), None)
         for path in resp.downloaded_files or ():
             # Only the status and type of a non-HTML answer matter to the client; do not keep the file.
@@ -284,7 +213,23 @@ class Crawler:
                 os.unlink(path)
         status = resp.redirected_status_code or resp.status_code
         final_headers = headers if headers is not None else dict(resp.response_headers or {})
+        markers = {k.lower(): v for k, v in final_headers.items()}
+        if (refusal := markers.get(BLOCKED_HEADER.lower())) is not None:
+            # Chromium shows the proxy's refusal of a plain-http navigation hop as the page: not the target's answer.
+            raise HttpError(403, "target_blocked", refusal)
+        if (reason := markers.get(UNREACHABLE_HEADER.lower())) is not None:
+            raise HttpError(502, "target_unreachable", f"Could not crawl {url}: {reason}")
         return self._result(url, resp.redirected_url or url, status, resp.html or "", final_headers, started)
+
+    def _egress_failure(self, url: str, egress: EgressProxy, message: str) -> None:
+        """HttpError when a failed crawl failed because the egress proxy refused or could not reach the page."""
+        # In HTTP mode every proxied request is the page or one of its redirect hops. In browser mode refused
+        # subresources leave the page loading; only a refused https/ws tunnel fails the navigation itself.
+        page_tunnel = self.config.simple or "ERR_TUNNEL_CONNECTION_FAILED" in message
+        if egress.blocked and page_tunnel:
+            raise HttpError(403, "target_blocked", egress.blocked[0])
+        if egress.unreachable and page_tunnel:
+            raise HttpError(502, "target_unreachable", f"Could not crawl {url}: {egress.unreachable[0]}")
 
     def _result(
         self, url: str, final_url: str, status: int, html: str, headers: dict[str, str], started: float
@@ -370,6 +315,20 @@ def parse_request(body: Any, default_timeout_s: float) -> tuple[str, float, str 
     return url.strip(), float(timeout), wait_for or None
 
 
+def parse_egress(body: dict[str, Any]) -> AddressPolicy | None:
+    """The SSRF policy of a /crawl body (``egress``: allow_private_networks, allowed_hosts), None when absent."""
+    egress = body.get("egress")
+    if egress is None:
+        return None
+    allow = egress.get("allow_private_networks", False) if isinstance(egress, dict) else None
+    hosts = egress.get("allowed_hosts", []) if isinstance(egress, dict) else None
+    if not isinstance(allow, bool) or not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        raise HttpError(
+            400, "bad_request", "field `egress` must be {allow_private_networks: bool, allowed_hosts: [str]}"
+        )
+    return AddressPolicy(allow_private_networks=allow, allowed_hosts=hosts)
+
+
 async def crawl(request: web.Request) -> web.Response:
     """POST /crawl: {"url", "timeout_s"?, "wait_for"?} → the page's HTML, status and headers."""
     try:
@@ -378,9 +337,10 @@ async def crawl(request: web.Request) -> web.Response:
         raise HttpError(400, "bad_request", f"body is not JSON: {exc}") from exc
     crawler = request.app[CRAWLER]
     url, timeout_s, wait_for = parse_request(body, crawler.config.default_timeout_s)
+    policy = parse_egress(body)
     if wait_for and crawler.config.simple:
         wait_for = None  # nothing renders in HTTP mode, so there is nothing to wait for
-    return web.json_response(await crawler.crawl(url, timeout_s, wait_for))
+    return web.json_response(await crawler.crawl(url, timeout_s, wait_for, policy))
 
 
 async def health(request: web.Request) -> web.Response:
