@@ -159,8 +159,8 @@ class CrawlManager:
         if run is not None and run.paused and not status.finished:
             why = f"paused: {run.paused} — the job resumes by itself when the store answers; nothing is lost"
             status = dataclasses.replace(status, state="paused", error=why)
-        elif run is not None and not status.finished and status.error is None:
-            status = dataclasses.replace(status, error=run.notes.text())
+        elif run is not None and not status.finished:
+            status = dataclasses.replace(status, notes=run.notes.all())
         return status
 
     async def cancel(self, job_id: str) -> CrawlStatus:
@@ -272,14 +272,13 @@ class CrawlManager:
                 state = "failed"
             else:
                 state = "partial" if counts.get("failed") else "done"
-            await self.jobs.finish(job_id, state, run.notes.text())
+            await self.jobs.finish(job_id, state, notes=run.notes.all())
             log.info("crawl %s finished: %s", job_id, state)
         except asyncio.CancelledError:
             raise  # server shutting down: the job stays 'running' and resumes at the next start
         except Exception as exc:
             log.exception("crawl %s failed", job_id)
-            notes = run.notes.text()
-            await self.jobs.finish(job_id, "failed", f"{type(exc).__name__}: {exc}" + (f"; {notes}" if notes else ""))
+            await self.jobs.finish(job_id, "failed", f"{type(exc).__name__}: {exc}", notes=run.notes.all())
         finally:
             beat.cancel()
             self._runs.pop(job_id, None)

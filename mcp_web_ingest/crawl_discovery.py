@@ -43,12 +43,9 @@ class JobNotes:
         else:
             self.lines.append(line)
 
-    def text(self) -> str | None:
-        """The notes as one line for the job's status, or None without any."""
-        if not self.lines:
-            return None
-        more = f"; and {self.dropped} more" if self.dropped else ""
-        return "notes: " + "; ".join(self.lines) + more
+    def all(self) -> tuple[str, ...]:
+        """The notes kept, and a last line counting those dropped."""
+        return (*self.lines, f"and {self.dropped} more") if self.dropped else tuple(self.lines)
 
 
 class RobotsCache:

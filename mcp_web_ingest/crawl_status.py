@@ -27,6 +27,7 @@ class CrawlStatus:
     eta_s: float | None
     failed: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -79,6 +80,7 @@ async def build_status(jobs: JobStore, job: JobRow) -> CrawlStatus:
         round(eta, 1) if eta is not None else None,
         failed,
         job.error,
+        job.notes,
     )
 
 

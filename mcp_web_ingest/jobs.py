@@ -59,6 +59,7 @@ class JobRow:
     started_at: datetime | None
     finished_at: datetime | None
     heartbeat_at: datetime | None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,13 @@ class JobCounts:
 
 _JOB_SELECT = (
     "SELECT j.id::text AS id, c.name AS collection, j.kind, j.start_url, j.params, j.state, j.error, j.owner_pid, "
-    "j.created_at, j.started_at, j.finished_at, j.heartbeat_at FROM crawl_jobs j JOIN collections c ON "
+    "j.created_at, j.started_at, j.finished_at, j.heartbeat_at, j.notes FROM crawl_jobs j JOIN collections c ON "
     "c.id = j.collection_id"
 )
 
 
 def _job(row: dict[str, Any]) -> JobRow:
-    return JobRow(**{**row, "params": CrawlParams.from_json(row["params"])})
+    return JobRow(**{**row, "params": CrawlParams.from_json(row["params"]), "notes": tuple(row["notes"] or ())})
 
 
 class JobStore:
@@ -167,13 +168,15 @@ class JobStore:
             row = await cur.fetchone()
         return str(row[0]) if row else None
 
-    async def finish(self, job_id: str, state: str, error: str | None = None) -> None:
-        """Record a job's final state (a cancelled job stays cancelled)."""
+    async def finish(
+        self, job_id: str, state: str, error: str | None = None, notes: tuple[str, ...] | list[str] = ()
+    ) -> None:
+        """Record a job's final state (a cancelled job stays cancelled), its error and its notes."""
         async with self.db.pool.connection() as conn:
             await conn.execute(
                 "UPDATE crawl_jobs SET state = CASE WHEN state = 'cancelled' THEN state ELSE %s END, error = %s, "
-                "finished_at = now(), owner_pid = NULL WHERE id::text = %s",
-                (state, error, job_id),
+                "notes = %s, finished_at = now(), owner_pid = NULL WHERE id::text = %s",
+                (state, error, list(notes), job_id),
             )
 
     async def cancel(self, job_id: str) -> bool:

@@ -7,7 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .crawl import CrawlStatus
+from .models import Hit
 from .pipeline import IndexOutcome, SearchOutcome
+from .sanitize import WEB_SCHEMES, clean_markdown, clean_text, safe_fragment, safe_url
 
 
 class PageResult(BaseModel):
@@ -54,7 +56,10 @@ class CrawlJobResult(BaseModel):
     pages_per_s: float
     eta_s: float | None = Field(description="Estimated seconds left (None when unknown or finished)")
     failed: list[FailedUrl] = Field(description="Failed URLs with their reason (first 50)")
-    error: str | None = None
+    error: str | None = Field(default=None, description="Why the job failed or paused")
+    notes: list[str] = Field(
+        default_factory=list, description="Caveats: robots.txt treated as absent, sitemaps or llms.txt skipped..."
+    )
 
 
 class IndexResult(BaseModel):
@@ -144,7 +149,7 @@ def page_result(o: IndexOutcome) -> PageResult:
     return PageResult(
         page_id=o.page_id,
         url=o.url,
-        title=o.title,
+        title=clean_text(o.title),
         collection=o.collection,
         chunks=o.chunk_count,
         unchanged=o.unchanged,
@@ -175,6 +180,7 @@ def job_result(s: CrawlStatus) -> CrawlJobResult:
         eta_s=s.eta_s,
         failed=[FailedUrl(**f) for f in s.failed],
         error=s.error,
+        notes=list(s.notes),
     )
 
 
@@ -187,6 +193,24 @@ def crawl_index_result(s: CrawlStatus) -> IndexResult:
     return IndexResult(kind="crawl", message=message, job=job_result(s))
 
 
+def _hit_out(rank: int, h: Hit) -> SearchHitOut:
+    """One result with every shown string inert in a browser, whatever was stored (rows from before sanitising)."""
+    url = safe_url(h.url, schemes=WEB_SCHEMES, escape=False) or ""  # stored URLs are http(s): validate_url
+    anchor = safe_fragment(h.anchor)
+    return SearchHitOut(
+        rank=rank,
+        url=url,
+        deep_link=f"{url}#{anchor}" if url and anchor else url,
+        title=clean_text(h.title),
+        section=" › ".join(clean_text(s) for s in h.section_path),
+        text=clean_markdown(h.text),
+        score=round(h.score, 6),
+        collection=h.collection,
+        legs=[LegOut(leg=leg.leg, rank=leg.rank, score=round(leg.score, 6)) for leg in h.legs],
+        rerank_score=round(h.rerank_score, 6) if h.rerank_score is not None else None,
+    )
+
+
 def search_result(o: SearchOutcome) -> SearchResult:
     """Tool output for a SearchOutcome."""
     return SearchResult(
@@ -197,21 +221,7 @@ def search_result(o: SearchOutcome) -> SearchResult:
         truncated=o.truncated,
         reranked=o.reranked,
         notes=list(o.notes),
-        results=[
-            SearchHitOut(
-                rank=i,
-                url=h.url,
-                deep_link=h.deep_link,
-                title=h.title,
-                section=" › ".join(h.section_path),
-                text=h.text,
-                score=round(h.score, 6),
-                collection=h.collection,
-                legs=[LegOut(leg=leg.leg, rank=leg.rank, score=round(leg.score, 6)) for leg in h.legs],
-                rerank_score=round(h.rerank_score, 6) if h.rerank_score is not None else None,
-            )
-            for i, h in enumerate(o.hits, start=1)
-        ],
+        results=[_hit_out(i, h) for i, h in enumerate(o.hits, start=1)],
     )
 
 

@@ -138,7 +138,7 @@ async def test_llms_txt_and_sitemaps_obey_robots(clean: Runtime) -> None:
     states = await _states(clean, status.job_id)
     assert states["docs/from-sitemap.html"][0] == "indexed" and states["docs/index.html"][0] == "indexed"
     assert not any("from-root-llms" in u or "from-private" in u for u in states)
-    notes = status.error or ""
+    notes = " ".join(status.notes)
     assert f"llms.txt {origin}/llms.txt: disallowed by robots.txt" in notes
     assert f"redirected to {origin}/private/llms.txt, disallowed by robots.txt" in notes
     assert f"sitemap {origin}/private/child.xml: disallowed by robots.txt" in notes
@@ -180,8 +180,8 @@ async def test_blocked_sitemap_line_does_not_stop_the_others(guarded_crawler: Gu
         status = await _crawl(guarded_crawler(["127.0.0.1"]), f"{origin}/docs/index.html")
     states = await _states(clean, status.job_id)
     assert states["docs/from-sitemap.html"][0] == "indexed" and status.state == "done"
-    assert f"sitemap {METADATA}/sitemap.xml: Refusing to fetch" in (status.error or "")
-    assert "the cloud metadata address" in (status.error or "")
+    assert f"sitemap {METADATA}/sitemap.xml: Refusing to fetch" in " ".join(status.notes)
+    assert "the cloud metadata address" in " ".join(status.notes)
 
 
 async def test_robots_redirect_to_blocked_host_counts_as_unavailable(
@@ -201,7 +201,7 @@ async def test_robots_redirect_to_blocked_host_counts_as_unavailable(
 
         status = await _crawl(guarded_crawler(["127.0.0.1"]), f"{origin}/docs/index.html")
     assert status.state == "done" and status.counts["indexed"] == 2
-    assert f"{origin}/robots.txt not fetched (blocked address: " in (status.error or "")
+    assert f"{origin}/robots.txt not fetched (blocked address: " in " ".join(status.notes)
 
 
 async def test_blocked_host_by_name_is_a_failed_url(
@@ -229,5 +229,5 @@ async def test_blocked_host_by_name_is_a_failed_url(
     assert by_name.state == "failed" and by_name.counts["failed"] == 1
     assert by_name.failed[0]["reason"].startswith("blocked address: Refusing to fetch")
     assert "localhost resolves to 127.0.0.1" in by_name.failed[0]["reason"]
-    assert "robots.txt not fetched (blocked address" in (by_name.error or "")
+    assert "robots.txt not fetched (blocked address" in " ".join(by_name.notes)
     assert not [r for r in caplog.records if r.exc_info or "internal error" in r.getMessage()]
