@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from mcp_web_ingest.errors import InvalidInputError
 from mcp_web_ingest.models import Chunk, ExtractedPage, sha256_hex
+from mcp_web_ingest.sanitize import clean_markdown
 
 __all__ = ["chunk_fixed", "chunk_page", "count_tokens", "strip_link_targets"]
 
@@ -33,7 +34,17 @@ def count_tokens(text: str) -> int:
 
 def strip_link_targets(markdown: str) -> str:
     """Replace markdown links and images by their text outside fenced code (URLs are noise to an embedder)."""
-    return "\n\n".join(b.text if b.kind == "code" else _LINK.sub(r"\1", b.text) for b in _blocks(markdown))
+    return "\n\n".join(b.text if b.kind == "code" else _strip_links(b.text) for b in _blocks(markdown))
+
+
+def _strip_links(text: str) -> str:
+    # One pass leaves the inner link of [![alt](src)](href); three cover real nesting and stay linear.
+    for _ in range(3):
+        stripped = _LINK.sub(r"\1", text)
+        if stripped == text:
+            break
+        text = stripped
+    return text
 
 
 @dataclass(frozen=True)
@@ -229,6 +240,9 @@ def _pack_blocks(blocks: list[_Block], max_tokens: int, overlap_tokens: int) -> 
 
 
 def _make_chunk(ordinal: int, text: str, section_path: tuple[str, ...], anchor: str | None) -> Chunk:
+    # Cutting and link stripping can undo what made the text inert (a code span split in two, "<" + "[x](u)" +
+    # "script>" becoming "<script>"), so every chunk gets the last sanitising pass again.
+    text = clean_markdown(text)
     chunk = Chunk(ordinal=ordinal, text=text, section_path=section_path, anchor=anchor, token_count=count_tokens(text))
     return replace(chunk, content_hash=sha256_hex(chunk.embed_text))
 
@@ -263,7 +277,7 @@ def chunk_page(
             ancestors.append((section.level, section.anchor))
         path = section.path[1:] if section.path and section.path[0] == page.title else section.path
         section_path = (page.title, *path) if page.title else tuple(path)
-        body = section.markdown if keep_links else strip_link_targets(section.markdown)
+        body = section.markdown if keep_links else clean_markdown(strip_link_targets(section.markdown))
         for text in _pack_blocks(_blocks(body), max_tokens, overlap_tokens):
             chunks.append(_make_chunk(len(chunks), text, section_path, anchor))
     if not chunks:

@@ -160,6 +160,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Host names and CIDRs fetched even when private (comma separated or JSON)."
     )
     max_chunks_per_page: int = Field(default=2000, ge=1, description="Most chunks one page may produce.")
+    extract_timeout_s: float = Field(
+        default=60.0, gt=0, description="Extracting one page stops with an error after this (a worker process)."
+    )
 
     @field_validator("allowed_hosts", "mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod

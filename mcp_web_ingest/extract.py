@@ -1,22 +1,27 @@
 """HTML page → main-content markdown split into heading sections (selectolax to clean, markdownify to convert).
 
-Pipeline: strip control characters, parse with lexbor, read metadata, tag every heading with its anchor and
-every ``<pre>`` with its language (while Sphinx ``.headerlink`` and wrapper classes are still there), drop
-boilerplate, pick the main-content node, make links absolute, convert that node with a markdownify subclass
-that writes sentinel lines for headings, then split the markdown on the sentinels into ``Section`` objects.
+Pipeline: strip control characters, cut nesting deeper than html_guard.MAX_DEPTH, parse with lexbor, read
+metadata, tag every heading with its anchor and every ``<pre>`` with its language (while Sphinx ``.headerlink``
+and wrapper classes are still there), drop boilerplate, pick the main-content node, make links absolute (through
+sanitize.safe_url, the one URL allow-list), keep html_guard.MAX_LINKS links, convert that node with a markdownify
+subclass that writes sentinel lines for headings, split the markdown on the sentinels into ``Section`` objects,
+and pass every section through sanitize.clean_markdown.
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup
 from markdownify import MarkdownConverter
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from mcp_web_ingest.errors import ExtractError
+from mcp_web_ingest.html_guard import MAX_LINKS, limit_nesting
+from mcp_web_ingest.markers import HEADINGS, code_language, heading_anchor
 from mcp_web_ingest.models import ExtractedPage, Section
+from mcp_web_ingest.sanitize import WEB_SCHEMES, clean_markdown, clean_text, safe_fragment, safe_url
 
 __all__ = ["extract_page"]
 
@@ -44,14 +49,7 @@ _MAIN_CANDIDATES = (
     ".document",
 )
 _MAIN_MIN_SHARE = 0.3  # a candidate with less than this share of the body's text is a widget, not the content
-_HEADINGS = "h1, h2, h3, h4, h5, h6"
-_WRAPPERS = "div, span, section, article, main, font, center, small, big, label"
 _LAYOUT_CELL_CONTENT = "pre, ul, ol, dl, table, blockquote, h1, h2, h3, h4, h5, h6"
-# Sphinx `highlight-<lexer>` names mapped to fence tags. Sphinx's "default" lexer is python3 (falling back to
-# none when the code does not parse), so it is tagged python; "none"/"text" blocks get no tag.
-_LANG_ALIASES = {"python3": "python", "py3": "python", "py": "python", "default": "python", "ipython3": "ipython"}
-_NO_LANG = {"none", "text", "plaintext", "plain", "nohighlight", "txt"}
-_LANG_CLASS = re.compile(r"^(?:language|lang|highlight(?:-source)?)-([\w+#.-]+)$")
 _TITLE_SUFFIX = re.compile(r"\s+[—–|·-]\s+[^—–|·]+$")  # " — Python 3.11 documentation", " | Site", " - Site"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # A heading becomes "\x00H<level>\x01<anchor>\x01<text>\x00" in the markdown; control characters were
@@ -63,8 +61,8 @@ _MAX_TITLE = 300
 
 
 def _clean_text(text: str) -> str:
-    """Collapse whitespace and drop pilcrows (permalink markers) from heading-like text."""
-    return _WS.sub(" ", text.replace("¶", "")).strip()
+    """Collapse whitespace, drop pilcrows (permalink markers) and invisible characters from heading-like text."""
+    return _WS.sub(" ", clean_text(text.replace("¶", ""))).strip()
 
 
 class _Converter(MarkdownConverter):
@@ -116,20 +114,21 @@ class _Converter(MarkdownConverter):
         if "_noformat" in parent_tags:
             return text
         stripped = text.strip()
-        href = el.get("href")
+        href = safe_url(el.get("href"))
         if not stripped or not href:
             return text
         lead = text[: len(text) - len(text.lstrip())]
         trail = text[len(text.rstrip()) :]
-        return f"{lead}[{stripped}]({href.replace(' ', '%20').replace(')', '%29')}){trail}"
+        return f"{lead}[{stripped}]({href}){trail}"
 
     def convert_img(self, el, text, parent_tags):
         alt = _clean_text(el.get("alt") or "")
         if not alt:  # decorative images carry nothing searchable
             return ""
-        if "_inline" in parent_tags or not el.get("src"):
+        src = safe_url(el.get("src"))
+        if "_inline" in parent_tags or not src:
             return alt
-        return f"![{alt}]({el.get('src')})"
+        return f"![{alt}]({src})"
 
 
 _CONVERTER = _Converter(
@@ -146,61 +145,6 @@ def _meta(tree: LexborHTMLParser, selector: str, attr: str = "content") -> str |
     value = node.attributes.get(attr) if node is not None else None
     value = _clean_text(value) if value else ""
     return value or None
-
-
-def _heading_anchor(h: LexborNode) -> str | None:
-    """The fragment that links to heading ``h``: own id, wrapping section id, nearby a[id|name], headerlink."""
-    if h.attributes.get("id"):
-        return h.attributes["id"]
-    node = h.parent
-    for _ in range(3):  # Sphinx and many generators put the id on a <section>/<div> that opens with the heading
-        if node is None or node.tag not in ("section", "div", "article"):
-            break
-        first = node.css_first(_HEADINGS)
-        if first is None or first.mem_id != h.mem_id:
-            break
-        if node.attributes.get("id"):
-            return node.attributes["id"]
-        node = node.parent
-    for a in h.css("a[id], a[name]"):
-        return a.attributes.get("id") or a.attributes.get("name")
-    prev = h.prev
-    while prev is not None and prev.tag == "-text" and not (prev.text_content or "").strip():
-        prev = prev.prev
-    if prev is not None and prev.tag in ("a", "span") and not prev.text(strip=True):
-        anchor = prev.attributes.get("id") or prev.attributes.get("name")
-        if anchor:
-            return anchor
-    link = h.css_first("a.headerlink[href]")
-    href = link.attributes.get("href") if link is not None else None
-    if href and "#" in href:
-        return href.split("#", 1)[1] or None
-    return None
-
-
-def _code_language(pre: LexborNode) -> str:
-    """Fence tag for a <pre>: language-x/lang-x on pre or code, data-lang, else a Sphinx highlight-x ancestor."""
-    nodes = [pre]
-    code = pre.css_first("code")
-    if code is not None:
-        nodes.append(code)
-    ancestor = pre.parent
-    for _ in range(3):
-        if ancestor is None:
-            break
-        nodes.append(ancestor)
-        ancestor = ancestor.parent
-    for node in nodes:
-        lang = node.attributes.get("data-lang") or ""
-        for cls in (node.attributes.get("class") or "").split():
-            m = _LANG_CLASS.match(cls)
-            if m:
-                lang = m.group(1)
-                break
-        if lang:
-            lang = lang.lower()
-            return "" if lang in _NO_LANG else _LANG_ALIASES.get(lang, lang)
-    return ""
 
 
 def _is_inside(node: LexborNode, tags: tuple[str, ...]) -> bool:
@@ -255,6 +199,18 @@ def _has_descendant(node: LexborNode, selector: str) -> bool:
     return any(match.mem_id != node.mem_id for match in node.css(selector))
 
 
+def _own_cells(table: LexborNode) -> list[LexborNode]:
+    """The table's cells, without those of tables nested in them (taking those too copied them once per level)."""
+    cells = []
+    for cell in table.css("td, th"):
+        parent = cell.parent
+        while parent is not None and parent.tag != "table":
+            parent = parent.parent
+        if parent is not None and parent.mem_id == table.mem_id:
+            cells.append(cell)
+    return cells
+
+
 def _unwrap_layout_tables(main: LexborNode) -> None:
     """Turn tables used for layout (cells holding lists, code, headings...) into plain blocks, one per cell.
 
@@ -264,7 +220,7 @@ def _unwrap_layout_tables(main: LexborNode) -> None:
     for _ in range(1000):  # each pass replaces the first layout table left; nested ones surface in later passes
         for table in main.css("table"):
             if _has_descendant(table, _LAYOUT_CELL_CONTENT):
-                cells = "".join(f"<div>{cell.inner_html or ''}</div>" for cell in table.css("td, th"))
+                cells = "".join(f"<div>{cell.inner_html or ''}</div>" for cell in _own_cells(table))
                 replacement = LexborHTMLParser(f"<div>{cells}</div>").css_first("div")
                 if replacement is None:
                     table.decompose()
@@ -282,32 +238,28 @@ def _prepare(main: LexborNode, base: str) -> None:
     for quote in main.css("blockquote"):
         if _has_descendant(quote, _LAYOUT_CELL_CONTENT):
             quote.unwrap()
-    for a in main.css("a[href]"):
-        href = (a.attributes.get("href") or "").strip()
-        if not href or href.lower().startswith(("javascript:", "data:")):
-            del a.attrs["href"]
+    links = 0
+    for a in main.css("a"):
+        href = safe_url(a.attributes.get("href"), base) if links < MAX_LINKS else None
+        if href is None:
+            a.unwrap()  # its text stays; past MAX_LINKS this keeps a page of 750k links from a 2 GB conversion
         else:
-            a.attrs["href"] = urljoin(base, href)
+            a.attrs["href"] = href
+            links += 1
     for img in main.css("img[src]"):
-        img.attrs["src"] = urljoin(base, (img.attributes.get("src") or "").strip())
+        src = safe_url(img.attributes.get("src"), base)
+        if src is None:
+            del img.attrs["src"]
+        else:
+            img.attrs["src"] = src
 
 
 def _to_markdown(main: LexborNode) -> str:
-    """Convert with markdownify; its recursion fails on pathological nesting, so flatten, then fall back to text."""
+    """Convert with markdownify; limit_nesting keeps its recursion shallow, plain text is the last resort."""
     try:
         return _CONVERTER.convert_soup(BeautifulSoup(main.html or "", "html.parser"))
     except RecursionError:
-        pass
-    text = main.text(separator="\n")
-    # Wrappers carry no markdown meaning; removing them leaves real structure (lists, tables, pre) convertible.
-    # (Not main itself: lexbor's css() and unwrap_tags() also match the node they are called on.)
-    for node in main.css(_WRAPPERS):
-        if node.mem_id != main.mem_id:
-            node.unwrap()
-    try:
-        return _CONVERTER.convert_soup(BeautifulSoup(main.html or "", "html.parser"))
-    except RecursionError:
-        return text
+        return main.text(separator="\n")
 
 
 def _tidy(markdown: str) -> str:
@@ -356,7 +308,7 @@ def _sections(markdown: str, title: str) -> tuple[Section, ...]:
     """Split sentinel-marked markdown into sections; the path is the heading stack minus a leading page title."""
     pieces = _MARK.split(markdown)
     sections: list[Section] = []
-    intro = _tidy(pieces[0])
+    intro = clean_markdown(_tidy(pieces[0]))
     if intro:
         sections.append(Section(level=0, heading="", anchor=None, markdown=intro, path=()))
     stack: list[tuple[int, str]] = []
@@ -368,7 +320,8 @@ def _sections(markdown: str, title: str) -> tuple[Section, ...]:
         path = tuple(h for _, h in stack)
         if path[0] == title:  # the chunker prepends the title; do not repeat it
             path = path[1:]
-        sections.append(Section(level=level, heading=heading, anchor=anchor, markdown=_tidy(body), path=path))
+        markdown = clean_markdown(_tidy(body))
+        sections.append(Section(level=level, heading=heading, anchor=anchor, markdown=markdown, path=path))
     return tuple(sections)
 
 
@@ -380,21 +333,22 @@ def extract_page(html: str, url: str) -> ExtractedPage:
     (normally the h1 the title came from), so the h1's own section has path ``()``.
     Raises ExtractError when no readable text is left.
     """
-    tree = LexborHTMLParser(_CONTROL.sub("", html or ""))
+    tree = LexborHTMLParser(limit_nesting(_CONTROL.sub("", html or "")))
     base_node = tree.css_first("base[href]")
-    base = urljoin(url, base_node.attributes.get("href") or "") if base_node is not None else url
+    base_href = base_node.attributes.get("href") if base_node is not None else None
+    base = safe_url(base_href, url, WEB_SCHEMES, escape=False) or url
     canonical = _meta(tree, "link[rel~=canonical]", "href")
     html_node = tree.css_first("html")
     language = (html_node.attributes.get("lang") or "").strip() or None if html_node is not None else None
     description = _meta(tree, "meta[name=description]") or _meta(tree, "meta[property='og:description']")
 
     # Anchors and languages first: they read markers (headerlink, highlight-x wrappers) that cleaning removes.
-    for h in tree.css(_HEADINGS):
-        anchor = _heading_anchor(h)
+    for h in tree.css(HEADINGS):
+        anchor = safe_fragment(heading_anchor(h))
         if anchor:
             h.attrs["data-wi-anchor"] = anchor
     for pre in tree.css("pre"):
-        lang = _code_language(pre)
+        lang = code_language(pre)
         if lang:
             pre.attrs["data-wi-lang"] = lang
 
@@ -414,7 +368,7 @@ def extract_page(html: str, url: str) -> ExtractedPage:
     return ExtractedPage(
         title=title,
         sections=sections,
-        canonical_url=urljoin(url, canonical) if canonical else None,
+        canonical_url=safe_url(canonical, url, WEB_SCHEMES, escape=False),
         language=language,
         description=description,
     )

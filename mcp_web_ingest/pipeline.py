@@ -15,7 +15,7 @@ from .chunking import chunk_page
 from .config import Settings
 from .embed import Embedder
 from .errors import ExtractError, FetchError, WebIngestError
-from .extract import extract_page
+from .extract_worker import extract_isolated
 from .fetch import Fetcher
 from .metrics import Metrics
 from .models import Chunk, ExtractedPage, FetchedPage
@@ -82,12 +82,9 @@ class Pipeline(Protocol):
         ...
 
 
-def _extract_with_links(fetched: FetchedPage) -> tuple[ExtractedPage, tuple[str, ...]]:
-    """The page's content and its outgoing links, from one pass off the event loop."""
-    from .discover import extract_links  # the crawler's link finder; imported here to keep start-up light
-
-    page = extract_page(fetched.text, fetched.final_url)
-    return page, tuple(extract_links(fetched.text, fetched.final_url))
+def _extract_with_links(fetched: FetchedPage, timeout_s: float) -> tuple[ExtractedPage, tuple[str, ...]]:
+    """The page's content and its outgoing links, in a worker process that is killed past ``timeout_s``."""
+    return extract_isolated(fetched.text, fetched.final_url, timeout_s)
 
 
 class _Stopwatch:
@@ -224,8 +221,9 @@ class UnifiedPipeline:
         """
         watch = watch or _Stopwatch()
         await self._report(progress, 1, "extracting")
-        # Parsing a large page takes tens of milliseconds of pure CPU: keep it off the event loop.
-        page, links = await asyncio.to_thread(_extract_with_links, fetched)
+        # Parsing a large page takes tens of milliseconds of pure CPU, a hostile one far more: keep it off the
+        # event loop, in a process that the time limit can stop.
+        page, links = await asyncio.to_thread(_extract_with_links, fetched, self.settings.extract_timeout_s)
         watch.lap("extract")
         key = normalize_url(fetched.final_url)
         record = PageRecord(
