@@ -101,7 +101,8 @@ async def private_site() -> AsyncIterator[tuple[str, list[tuple[str, str | None]
         if request.headers.get("Authorization") != BASIC:
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="docs"'})
         body = f"<html><head><title>Private {request.path}</title></head><body><main><h1 id='setup'>Setup</h1>"
-        body += f"<p>The quokka configuration of {request.path} lives in quokka.toml.</p><a href='/docs/more.html'>More</a></main></body></html>"
+        body += f"<p>The quokka configuration of {request.path} lives in quokka.toml.</p>"
+        body += "<a href='/docs/more.html'>More</a></main></body></html>"
         return web.Response(text=body, content_type="text/html")
 
     async def away(request: web.Request) -> web.Response:
