@@ -83,7 +83,7 @@ def test_validate_rejects_non_string() -> None:
         ("http://Bücher.example/ä", "http://xn--bcher-kva.example/%C3%A4"),
         ("http://example.com./x", "http://example.com/x"),
         ("http://[::1]:80/x", "http://[::1]/x"),
-        ("http://user:pw@Example.com/", "http://user:pw@example.com/"),
+        ("http://user:pw@Example.com/", "http://example.com/"),  # credentials are never part of a URL kept
     ],
 )
 def test_normalize(url: str, expected: str) -> None:
