@@ -19,8 +19,8 @@ ARG TORCH_VERSION=2.13.0
 RUN pip install --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
 
 # Dependencies in their own layer: install against a stub package, then copy the real source over it. The install
-# is editable on purpose: the package finds its SQL migrations at <source root>/migrations (migrate.MIGRATIONS_DIR),
-# which is /app/migrations here, next to /app/mcp_web_ingest.
+# is editable on purpose: the package finds its SQL migrations through mcp_web_ingest/storage/migrations, a link to
+# <source root>/migrations, which is /app/migrations here, next to /app/mcp_web_ingest.
 WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN mkdir mcp_web_ingest && touch mcp_web_ingest/__init__.py \
@@ -29,7 +29,7 @@ RUN mkdir mcp_web_ingest && touch mcp_web_ingest/__init__.py \
 COPY mcp_web_ingest/ mcp_web_ingest/
 COPY migrations/ migrations/
 RUN python -m compileall -q mcp_web_ingest \
- && python -c "import mcp_web_ingest.migrate as m; assert m.MIGRATIONS_DIR == __import__('pathlib').Path('/app/migrations'), m.MIGRATIONS_DIR; assert m.load_migrations()"
+ && python -c "import mcp_web_ingest.storage.migrate as m; assert m.MIGRATIONS_DIR.resolve() == __import__('pathlib').Path('/app/migrations'), m.MIGRATIONS_DIR; assert m.load_migrations()"
 
 # --- runtime ---------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

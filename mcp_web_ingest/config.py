@@ -9,7 +9,7 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigError
+from mcp_web_ingest.errors import ConfigError
 
 MIN_TOKEN_LENGTH = 16
 

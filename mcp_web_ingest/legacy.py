@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .chunking import chunk_fixed
-from .models import Chunk, ExtractedPage
-from .pipeline import SearchMode, SearchOutcome, UnifiedPipeline
+from mcp_web_ingest.ingest.chunking import chunk_fixed
+from mcp_web_ingest.models import Chunk, ExtractedPage
+from mcp_web_ingest.pipeline import SearchMode, SearchOutcome, UnifiedPipeline
 
 
 class LegacyPipeline(UnifiedPipeline):

@@ -10,21 +10,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from .breaker import ServiceError
-from .chunking import chunk_page
-from .config import Settings
-from .embed import Embedder
-from .errors import ExtractError, FetchError, WebIngestError
-from .extract_worker import extract_isolated
-from .fetch import Fetcher
-from .metrics import Metrics
-from .models import Chunk, ExtractedPage, FetchedPage
-from .rerank import Reranker
-from .retrieval import MAX_K, Retriever, SearchMode, SearchOutcome
-from .sparse import SparseEncoder, SparseVec
-from .store import PageRecord, PostgresStore, StoredPage, validate_collection
-from .symbols import Symbol, extract_page_symbols
-from .urls import Credentials, normalize_url, split_credentials, validate_url
+from mcp_web_ingest.config import Settings
+from mcp_web_ingest.encoders.dense import Embedder
+from mcp_web_ingest.encoders.rerank import Reranker
+from mcp_web_ingest.encoders.service import ServiceError
+from mcp_web_ingest.encoders.splade import SparseEncoder, SparseVec
+from mcp_web_ingest.errors import ExtractError, FetchError, WebIngestError
+from mcp_web_ingest.ingest.chunking import chunk_page
+from mcp_web_ingest.ingest.extract_worker import extract_isolated
+from mcp_web_ingest.ingest.fetch import Fetcher
+from mcp_web_ingest.ingest.symbols import Symbol, extract_page_symbols
+from mcp_web_ingest.ingest.urls import Credentials, normalize_url, split_credentials, validate_url
+from mcp_web_ingest.metrics import Metrics
+from mcp_web_ingest.models import Chunk, ExtractedPage, FetchedPage
+from mcp_web_ingest.search.retriever import MAX_K, Retriever, SearchMode, SearchOutcome
+from mcp_web_ingest.storage.postgres.store import PageRecord, PostgresStore, StoredPage, validate_collection
 
 log = logging.getLogger(__name__)
 __all__ = ["MAX_K", "IndexOutcome", "Pipeline", "SearchMode", "SearchOutcome", "UnifiedPipeline"]

@@ -9,22 +9,22 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from . import __version__
-from .auth import guard
-from .config import Settings
-from .crawl import CrawlManager
-from .db import Database, redact_conninfo
-from .embed import Embedder, make_embedder
-from .errors import ConfigError, WebIngestError
-from .fetch import Fetcher, HttpFetcher
-from .jobs import JobStore
-from .legacy import LegacyPipeline
-from .metrics import Metrics
-from .migrate import migrate_up
-from .pipeline import Pipeline, UnifiedPipeline
-from .rerank import Reranker
-from .sparse import SparseEncoder
-from .store import PostgresStore
+from mcp_web_ingest import __version__
+from mcp_web_ingest.config import Settings
+from mcp_web_ingest.crawl.jobs import JobStore
+from mcp_web_ingest.crawl.manager import CrawlManager
+from mcp_web_ingest.encoders.dense import Embedder, make_embedder
+from mcp_web_ingest.encoders.rerank import Reranker
+from mcp_web_ingest.encoders.splade import SparseEncoder
+from mcp_web_ingest.errors import ConfigError, WebIngestError
+from mcp_web_ingest.ingest.fetch import Fetcher, HttpFetcher
+from mcp_web_ingest.interface.auth import guard
+from mcp_web_ingest.legacy import LegacyPipeline
+from mcp_web_ingest.metrics import Metrics
+from mcp_web_ingest.pipeline import Pipeline, UnifiedPipeline
+from mcp_web_ingest.storage.db import Database, redact_conninfo
+from mcp_web_ingest.storage.migrate import migrate_up
+from mcp_web_ingest.storage.postgres.store import PostgresStore
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def make_fetcher(settings: Settings, metrics: Metrics) -> Fetcher:
     direct = HttpFetcher(settings)
     if not settings.crawl4ai_url:
         return direct
-    from .crawl4ai_client import Crawl4AIFetcher
+    from mcp_web_ingest.ingest.crawl4ai_client import Crawl4AIFetcher
 
     return Crawl4AIFetcher(settings, direct, on_outcome=lambda o: metrics.crawl4ai_fetches.labels(o).inc())
 
@@ -43,7 +43,7 @@ def make_sparse(settings: Settings, metrics: Metrics) -> SparseEncoder | None:
     """The SPLADE client when SPLADE_URL is set and hybrid search is on."""
     if not settings.splade_url or not settings.enable_hybrid_search:
         return None
-    from .sparse import SpladeClient
+    from mcp_web_ingest.encoders.splade import SpladeClient
 
     return SpladeClient(
         settings.splade_url,
@@ -62,7 +62,7 @@ def make_reranker(settings: Settings, metrics: Metrics) -> Reranker | None:
     """The TEI /rerank client when RERANKER_URL is set and reranking is enabled."""
     if not settings.reranker_url or not settings.enable_reranking:
         return None
-    from .rerank import TeiReranker
+    from mcp_web_ingest.encoders.rerank import TeiReranker
 
     return TeiReranker(
         settings.reranker_url,
@@ -81,7 +81,7 @@ def make_store(settings: Settings, db: Database) -> PostgresStore:
     if settings.vector_store != "qdrant":
         return PostgresStore(db)
     try:
-        from .qdrant_store import QdrantStore
+        from mcp_web_ingest.storage.qdrant.store import QdrantStore
     except ImportError as exc:  # qdrant-client is an optional extra
         raise ConfigError("VECTOR_STORE=qdrant needs the 'qdrant' extra: pip install 'mcp-web-ingest[qdrant]'") from exc
     return QdrantStore(db, settings)
@@ -225,7 +225,7 @@ class Runtime:
 
     async def _qdrant_health(self) -> dict[str, Any]:
         """Qdrant's status: reachable, points stored against chunks in PostgreSQL (a difference means run repair)."""
-        from .qdrant_store import QdrantStore, _redact
+        from mcp_web_ingest.storage.qdrant.store import QdrantStore, _redact
 
         store = self.store
         assert isinstance(store, QdrantStore)

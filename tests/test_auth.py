@@ -11,9 +11,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from mcp_web_ingest.auth import HostPolicy, is_loopback
-from mcp_web_ingest.cli import main
 from mcp_web_ingest.config import Settings
+from mcp_web_ingest.interface.auth import HostPolicy, is_loopback
+from mcp_web_ingest.interface.cli import main
 from mcp_web_ingest.runtime import Runtime
 
 from .conftest import free_port

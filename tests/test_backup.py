@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from mcp_web_ingest.backup import _split_password, backup, client_binary, restore
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.errors import StoreError
 from mcp_web_ingest.runtime import Runtime
+from mcp_web_ingest.storage.backup import _split_password, backup, client_binary, restore
 
 from .conftest import free_port
 

@@ -19,9 +19,9 @@ from mcp_web_ingest.errors import (
     InvalidInputError,
     UnsupportedContentError,
 )
-from mcp_web_ingest.fetch import HttpFetcher
+from mcp_web_ingest.ingest.fetch import HttpFetcher
+from mcp_web_ingest.ingest.ssrf import BlockedAddressError
 from mcp_web_ingest.runtime import Runtime
-from mcp_web_ingest.ssrf import BlockedAddressError
 
 from .conftest import free_port
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_web_ingest.chunking import chunk_fixed, chunk_page, count_tokens, strip_link_targets
 from mcp_web_ingest.errors import InvalidInputError
+from mcp_web_ingest.ingest.chunking import chunk_fixed, chunk_page, count_tokens, strip_link_targets
 from mcp_web_ingest.models import ExtractedPage, Section, sha256_hex
 
 

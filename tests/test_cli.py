@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mcp_web_ingest import __version__
-from mcp_web_ingest.cli import main as cli_main
+from mcp_web_ingest.interface.cli import main as cli_main
 from mcp_web_ingest.runtime import Runtime
 
 

@@ -9,11 +9,11 @@ import aiohttp
 import pytest
 from mcp import Client
 
-from mcp_web_ingest.crawl import CrawlStatus
+from mcp_web_ingest.crawl.jobs import CrawlParams
+from mcp_web_ingest.crawl.manager import CrawlStatus
 from mcp_web_ingest.errors import InvalidInputError
-from mcp_web_ingest.jobs import CrawlParams
+from mcp_web_ingest.interface.server import create_server
 from mcp_web_ingest.runtime import Runtime, RuntimeHolder
-from mcp_web_ingest.server import create_server
 
 pytestmark = pytest.mark.both_backends
 

@@ -20,10 +20,10 @@ import pytest_asyncio
 from aiohttp import web
 
 from mcp_web_ingest.config import Settings
-from mcp_web_ingest.crawl4ai_client import Crawl4AIFetcher
 from mcp_web_ingest.errors import ExtractError, FetchError, InvalidInputError
-from mcp_web_ingest.extract import extract_page
-from mcp_web_ingest.fetch import HttpFetcher
+from mcp_web_ingest.ingest.crawl4ai_client import Crawl4AIFetcher
+from mcp_web_ingest.ingest.extract import extract_page
+from mcp_web_ingest.ingest.fetch import HttpFetcher
 from mcp_web_ingest.models import FetchedPage
 
 from .conftest import free_port

@@ -11,7 +11,8 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_web_ingest.discover import (
+from mcp_web_ingest.crawl.robots import RobotsRules, fetch_robots
+from mcp_web_ingest.crawl.seeds import (
     analyze_page,
     canonical_url,
     discover_sitemap_urls,
@@ -20,7 +21,6 @@ from mcp_web_ingest.discover import (
     parse_llms_txt,
     parse_sitemap,
 )
-from mcp_web_ingest.robots import RobotsRules, fetch_robots
 
 from .site import serve_site
 

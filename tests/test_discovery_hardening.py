@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from mcp_web_ingest.crawl import CrawlManager, CrawlStatus
-from mcp_web_ingest.discover import discover_sitemap_urls
-from mcp_web_ingest.fetch import HttpFetcher
-from mcp_web_ingest.jobs import CrawlParams
-from mcp_web_ingest.robots import fetch_robots
+from mcp_web_ingest.crawl.jobs import CrawlParams
+from mcp_web_ingest.crawl.manager import CrawlManager, CrawlStatus
+from mcp_web_ingest.crawl.robots import fetch_robots
+from mcp_web_ingest.crawl.seeds import discover_sitemap_urls
+from mcp_web_ingest.ingest.fetch import HttpFetcher
+from mcp_web_ingest.ingest.ssrf import guarded_session
 from mcp_web_ingest.runtime import Runtime, make_pipeline
-from mcp_web_ingest.ssrf import guarded_session
 
 UA = "mcp-web-ingest/0.1"
 XML = "application/xml"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mcp_web_ingest.config import Settings
-from mcp_web_ingest.embed import LocalEmbedder, OpenAIEmbedder, make_embedder, resolve_local_model_dir
+from mcp_web_ingest.encoders.dense import LocalEmbedder, OpenAIEmbedder, make_embedder, resolve_local_model_dir
 from mcp_web_ingest.errors import ConfigError, EmbeddingError
 from mcp_web_ingest.runtime import Runtime
 
@@ -213,7 +213,7 @@ async def test_runtime_with_openai_provider_indexes_and_searches(
 
 @pytest.mark.parametrize(("backend", "quantized"), [("onnx", False), ("onnx-int8", True)])
 def test_embedding_backend_setting_picks_onnx(tmp_path: Path, backend: str, quantized: bool) -> None:
-    from mcp_web_ingest.embed_onnx import OnnxEmbedder
+    from mcp_web_ingest.encoders.onnx import OnnxEmbedder
 
     emb = make_embedder(_settings(tmp_path, embedding_backend=backend))
     assert isinstance(emb, OnnxEmbedder)

@@ -13,8 +13,8 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from mcp_web_ingest.config import Settings
-from mcp_web_ingest.embed import resolve_local_model_dir
-from mcp_web_ingest.embed_onnx import OnnxEmbedder, OnnxEncoder, pool
+from mcp_web_ingest.encoders.dense import resolve_local_model_dir
+from mcp_web_ingest.encoders.onnx import OnnxEmbedder, OnnxEncoder, pool
 from mcp_web_ingest.errors import EmbeddingError
 
 TEXTS = [

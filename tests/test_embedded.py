@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from mcp_web_ingest.config import Settings
-from mcp_web_ingest.db import Database, redact_conninfo
 from mcp_web_ingest.errors import ConfigError
+from mcp_web_ingest.storage.db import Database, redact_conninfo
 
 
 def _postmaster_pid(data_dir: Path) -> int | None:
@@ -48,7 +48,7 @@ async def test_two_users_in_one_process_share_the_server(tmp_path: Path) -> None
 _OWNER = """
 import asyncio, sys, time, psycopg
 from mcp_web_ingest.config import Settings
-from mcp_web_ingest.db import Database
+from mcp_web_ingest.storage.db import Database
 async def main():
     db = Database(Settings(_env_file=None, data_dir=sys.argv[1]))
     conninfo = await db.resolve_conninfo()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_web_ingest.chunking import chunk_page
 from mcp_web_ingest.errors import ExtractError
-from mcp_web_ingest.extract import extract_page
+from mcp_web_ingest.ingest.chunking import chunk_page
+from mcp_web_ingest.ingest.extract import extract_page
 from mcp_web_ingest.models import ExtractedPage
 
 DOCS = Path("/usr/share/doc/python3.11/html")

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from selectolax.lexbor import LexborHTMLParser
 
-from mcp_web_ingest.chunking import chunk_page, strip_link_targets
 from mcp_web_ingest.errors import ExtractError
-from mcp_web_ingest.extract import extract_page
-from mcp_web_ingest.extract_worker import extract_isolated, extract_with_links
-from mcp_web_ingest.html_guard import MAX_DEPTH, MAX_LINKS, limit_nesting
+from mcp_web_ingest.ingest.chunking import chunk_page, strip_link_targets
+from mcp_web_ingest.ingest.extract import extract_page
+from mcp_web_ingest.ingest.extract_worker import extract_isolated, extract_with_links
+from mcp_web_ingest.ingest.html_guard import MAX_DEPTH, MAX_LINKS, limit_nesting
+from mcp_web_ingest.ingest.sanitize import clean_markdown, clean_text, safe_fragment, safe_url
 from mcp_web_ingest.models import ExtractedPage
-from mcp_web_ingest.sanitize import clean_markdown, clean_text, safe_fragment, safe_url
 
 URL = "https://example.com/docs/page.html"
 DOCS = Path("/usr/share/doc/python3.11/html")

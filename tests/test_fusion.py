@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcp_web_ingest.fusion import reciprocal_rank_fusion, share_budget, trim_text
+from mcp_web_ingest.search.fusion import reciprocal_rank_fusion, share_budget, trim_text
 
 
 def test_rrf_rewards_agreement_and_records_legs() -> None:
@@ -72,6 +72,6 @@ def test_share_budget_gives_short_texts_all_and_splits_the_rest() -> None:
     ],
 )
 def test_lexical_strict_mode_only_for_operators(query: str, strict: bool) -> None:
-    from mcp_web_ingest.store import tsquery_text_is_strict
+    from mcp_web_ingest.storage.postgres.store import tsquery_text_is_strict
 
     assert tsquery_text_is_strict(query) is strict

@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 
 from mcp_web_ingest.errors import ExtractError
+from mcp_web_ingest.interface.schemas import search_result
 from mcp_web_ingest.runtime import Runtime
-from mcp_web_ingest.schemas import search_result
 
 _SCRIPT_SCHEME = re.compile(r"(?i)(?:\]\(|<|href=|src=|^)\s*<?\s*(?:javascript|vbscript|data)\s*:", re.MULTILINE)
 _LIVE_MARKUP = re.compile(r"<[A-Za-z/!?]")

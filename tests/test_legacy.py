@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from mcp_web_ingest.interface.server import HealthResult
 from mcp_web_ingest.legacy import LegacyPipeline
 from mcp_web_ingest.runtime import Runtime
-from mcp_web_ingest.server import HealthResult
 
 pytestmark = pytest.mark.both_backends
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_web_ingest.lexical import HASH_SPACE, document_vector, query_vector, term_id, terms
+from mcp_web_ingest.encoders.lexical import HASH_SPACE, document_vector, query_vector, term_id, terms
 
 
 @pytest.mark.parametrize(

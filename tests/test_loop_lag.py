@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from mcp_web_ingest.embed import LocalEmbedder
+from mcp_web_ingest.encoders.dense import LocalEmbedder
 from mcp_web_ingest.metrics import Metrics
 from mcp_web_ingest.runtime import Runtime
 from tools.load import loop_lag_between

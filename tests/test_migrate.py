@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from mcp_web_ingest.errors import SchemaMismatchError, StoreError
-from mcp_web_ingest.migrate import load_migrations, migrate_down, migrate_up, migration_status
 from mcp_web_ingest.runtime import Runtime
+from mcp_web_ingest.storage.migrate import load_migrations, migrate_down, migrate_up, migration_status
 
 
 @pytest.fixture

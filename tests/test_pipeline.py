@@ -176,7 +176,7 @@ async def test_failed_write_keeps_previous_version(clean: Runtime, site_url: str
     import numpy as np
 
     from mcp_web_ingest.models import Chunk
-    from mcp_web_ingest.store import PageRecord
+    from mcp_web_ingest.storage.postgres.store import PageRecord
 
     url = f"{site_url}/guide/install.html"
     out = await clean.pipeline.index_page(url)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from mcp_web_ingest.politeness import HostLimiter, host_key
+from mcp_web_ingest.crawl.politeness import HostLimiter, host_key
 
 
 async def _run(limiter: HostLimiter, urls: list[str], hold: float = 0.0) -> dict[str, list[tuple[float, float]]]:

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcp_web_ingest.chunking import chunk_page, count_tokens, strip_link_targets
 from mcp_web_ingest.errors import ExtractError, InvalidInputError
-from mcp_web_ingest.extract import extract_page
-from mcp_web_ingest.urls import normalize_url, validate_url
+from mcp_web_ingest.ingest.chunking import chunk_page, count_tokens, strip_link_targets
+from mcp_web_ingest.ingest.extract import extract_page
+from mcp_web_ingest.ingest.urls import normalize_url, validate_url
 
 _FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

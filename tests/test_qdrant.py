@@ -19,12 +19,12 @@ from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as qm
 
 from mcp_web_ingest.config import Settings
+from mcp_web_ingest.crawl.jobs import CrawlParams
 from mcp_web_ingest.errors import StoreError, VectorStoreError
-from mcp_web_ingest.jobs import CrawlParams
 from mcp_web_ingest.models import Chunk
-from mcp_web_ingest.qdrant_store import QdrantStore, collection_options
 from mcp_web_ingest.runtime import Runtime
-from mcp_web_ingest.store import PageRecord
+from mcp_web_ingest.storage.postgres.store import PageRecord
+from mcp_web_ingest.storage.qdrant.store import QdrantStore, collection_options
 
 from .conftest import free_port
 
@@ -221,7 +221,7 @@ async def test_switching_vector_store_both_ways_loses_nothing(
 
 async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mcp_web_ingest.cli", *args,
+        sys.executable, "-m", "mcp_web_ingest.interface.cli", *args,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 120)

@@ -11,11 +11,11 @@ import pytest
 from aiohttp import web
 from mcp import Client
 
+from mcp_web_ingest.crawl.jobs import CrawlParams
+from mcp_web_ingest.crawl.scope import MAX_PATTERNS
 from mcp_web_ingest.errors import InvalidInputError
-from mcp_web_ingest.jobs import CrawlParams
+from mcp_web_ingest.interface.server import create_server
 from mcp_web_ingest.runtime import Runtime, RuntimeHolder
-from mcp_web_ingest.scope import MAX_PATTERNS
-from mcp_web_ingest.server import create_server
 
 EVIL_PATH = "/" + "a" * 27 + "!"  # with Python's re, '(a+)+$' takes ~16 s on this, doubling per extra 'a'
 GOOD_PATH = "/aaaa"

@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_web_ingest import scope as scope_module
-from mcp_web_ingest.errors import InvalidInputError
-from mcp_web_ingest.scope import (
+from mcp_web_ingest.crawl.scope import (
     DEFAULT_EXCLUSIONS,
     MAX_PATTERN_CHARS,
     MAX_PATTERNS,
@@ -21,6 +20,7 @@ from mcp_web_ingest.scope import (
     path_prefix,
     registrable_domain,
 )
+from mcp_web_ingest.errors import InvalidInputError
 
 START = "http://docs.example.com/guide/index.html"
 

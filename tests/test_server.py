@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from mcp import Client
 
+from mcp_web_ingest.interface.server import create_server
 from mcp_web_ingest.runtime import Runtime, RuntimeHolder
-from mcp_web_ingest.server import create_server
 
 from .conftest import hybrid_hit_legs
 

@@ -25,11 +25,11 @@ import pytest
 import pytest_asyncio
 from mcp import Client
 
-from mcp_web_ingest.crawl4ai_client import Crawl4AIFetcher
-from mcp_web_ingest.rerank import RerankUnavailable
+from mcp_web_ingest.encoders.rerank import RerankUnavailable
+from mcp_web_ingest.encoders.splade import SparseUnavailable
+from mcp_web_ingest.ingest.crawl4ai_client import Crawl4AIFetcher
+from mcp_web_ingest.interface.server import create_server
 from mcp_web_ingest.runtime import Runtime, RuntimeHolder
-from mcp_web_ingest.server import create_server
-from mcp_web_ingest.sparse import SparseUnavailable
 from tools.model_runner.testing import RunnerProcess, build_tiny_models, fault_state, set_fault
 
 from .test_crawl4ai import RunnerProcess as Crawl4AIRunner

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_web_ingest.chunking import chunk_page
-from mcp_web_ingest.extract import extract_page
-from mcp_web_ingest.symbols import (
+from mcp_web_ingest.ingest.chunking import chunk_page
+from mcp_web_ingest.ingest.extract import extract_page
+from mcp_web_ingest.ingest.symbols import (
     PageContext,
     Symbol,
     extract_page_symbols,

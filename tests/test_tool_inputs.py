@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from mcp_web_ingest.cli import RedactingFilter
+from mcp_web_ingest.interface.cli import RedactingFilter
 from mcp_web_ingest.runtime import Runtime
 
 from .test_server import connect

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_web_ingest.errors import InvalidInputError
-from mcp_web_ingest.urls import MAX_URL_LENGTH, normalize_url, validate_url
+from mcp_web_ingest.ingest.urls import MAX_URL_LENGTH, normalize_url, validate_url
 
 
 @pytest.mark.parametrize(

@@ -30,9 +30,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mcp_web_ingest.errors import WebIngestError
-from mcp_web_ingest.extract import extract_page
+from mcp_web_ingest.ingest.extract import extract_page
 from mcp_web_ingest.models import Chunk, ExtractedPage, sha256_hex
-from mcp_web_ingest.store import PageRecord, SearchFilter
+from mcp_web_ingest.storage.postgres.store import PageRecord, SearchFilter
 from tools.eval import (
     DEFAULT_DOCS,
     DEFAULT_MODES,

@@ -30,8 +30,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mcp_web_ingest.errors import WebIngestError
-from mcp_web_ingest.extract import extract_page
-from mcp_web_ingest.urls import normalize_url
+from mcp_web_ingest.ingest.extract import extract_page
+from mcp_web_ingest.ingest.urls import normalize_url
 
 DEFAULT_DOCS = Path("/usr/share/doc/python3.11/html")
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent / "eval_questions" / "python_docs.jsonl"
@@ -343,7 +343,7 @@ def _patched_embedder(runtime_module: Any, backend: str, data_dir: Path) -> Any:
     if backend == "torch":
         yield
         return
-    from mcp_web_ingest.embed_onnx import OnnxEmbedder
+    from mcp_web_ingest.encoders.onnx import OnnxEmbedder
 
     original: Callable[..., Any] = runtime_module.make_embedder
     runtime_module.make_embedder = lambda s, observe=None: OnnxEmbedder(

@@ -116,7 +116,7 @@ def render_tool(tool: dict[str, Any]) -> str:
 async def tool_dicts() -> list[dict[str, Any]]:
     """The tools as `tools/list` describes them, from a server built with default settings."""
     from mcp_web_ingest.config import Settings
-    from mcp_web_ingest.server import create_server
+    from mcp_web_ingest.interface.server import create_server
 
     server = create_server(Settings(_env_file=None))  # type: ignore[call-arg]
     return [t.model_dump(mode="json", exclude_none=True) for t in await server.list_tools()]

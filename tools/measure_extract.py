@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mcp_web_ingest.chunking import chunk_page
 from mcp_web_ingest.errors import ExtractError
-from mcp_web_ingest.extract import extract_page
+from mcp_web_ingest.ingest.chunking import chunk_page
+from mcp_web_ingest.ingest.extract import extract_page
 
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _PRE = re.compile(r"<pre[\s>]", re.IGNORECASE)

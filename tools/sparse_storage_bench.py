@@ -35,9 +35,9 @@ Vec = tuple[np.ndarray, np.ndarray]  # (int32 term ids sorted, float32 weights)
 
 def corpus(docs_dir: Path) -> tuple[list[str], list[str]]:
     """Embed texts of every chunk of the docs, and distinct section headings (extra queries)."""
-    from mcp_web_ingest.chunking import chunk_page
     from mcp_web_ingest.errors import ExtractError
-    from mcp_web_ingest.extract import extract_page
+    from mcp_web_ingest.ingest.chunking import chunk_page
+    from mcp_web_ingest.ingest.extract import extract_page
 
     texts, headings = [], set()
     for path in sorted(docs_dir.rglob("*.html")):
@@ -147,7 +147,7 @@ def run_db(docs: list[Vec], queries: list[Vec], k: int, ef_values: list[int], im
     from pgvector import SparseVector
     from pgvector.psycopg import register_vector
 
-    from mcp_web_ingest.db import start_embedded
+    from mcp_web_ingest.storage.db import start_embedded
 
     report: dict = {}
     with tempfile.TemporaryDirectory(prefix="sparse-bench-") as tmp:

@@ -29,7 +29,7 @@ from aiohttp import web
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mcp_web_ingest.ssrf import AddressPolicy
+from mcp_web_ingest.ingest.ssrf import AddressPolicy
 from tools import faults as fault_injection
 from tools.crawl4ai_runner.chromium import Chromium
 from tools.crawl4ai_runner.egress import BLOCKED_HEADER, UNREACHABLE_HEADER, EgressProxy

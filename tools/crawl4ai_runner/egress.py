@@ -2,12 +2,12 @@
 
 crawl4ai gets ``http://127.0.0.1:PORT`` as its proxy for one request (``CrawlerRunConfig.proxy_config``): the HTTP
 strategy sends each redirect hop through it, and in browser mode Chromium sends every request of the page (each
-navigation hop, subresource, fetch/XHR, WebSocket) through it; Playwright adds ``<-loopback>`` to the bypass list,
-so loopback targets are proxied too. The proxy resolves each host itself, refuses it unless every address passes
-``mcp_web_ingest.ssrf.AddressPolicy`` (the server's own rules), and dials only an address it vetted, so a name that
-re-resolves elsewhere (DNS rebinding) reaches nothing new. Plain ``http://`` requests arrive in absolute form and are
-forwarded with ``Connection: close``; everything else (https, ws, wss) arrives as ``CONNECT host:port`` and is
-tunnelled. A refusal answers 403 with the reason in ``X-Egress-Blocked`` and is kept in ``blocked``; a target that
+navigation hop, subresource, fetch/XHR, WebSocket) through it; Playwright adds ``<-loopback>`` to the bypass list, so
+loopback targets are proxied too. The proxy resolves each host itself, refuses it unless every address passes
+``mcp_web_ingest.ingest.ssrf.AddressPolicy`` (the server's own rules), and dials only an address it vetted, so a name
+that re-resolves elsewhere (DNS rebinding) reaches nothing new. Plain ``http://`` requests arrive in absolute form
+and are forwarded with ``Connection: close``; everything else (https, ws, wss) arrives as ``CONNECT host:port`` and
+is tunnelled. A refusal answers 403 with the reason in ``X-Egress-Blocked`` and is kept in ``blocked``; a target that
 cannot be resolved or reached answers 502 with ``X-Egress-Unreachable`` and is kept in ``unreachable``.
 """
 
@@ -19,7 +19,7 @@ import logging
 from urllib.parse import urlsplit
 
 from mcp_web_ingest.errors import FetchError
-from mcp_web_ingest.ssrf import AddressPolicy, BlockedAddressError, resolve
+from mcp_web_ingest.ingest.ssrf import AddressPolicy, BlockedAddressError, resolve
 
 __all__ = ["BLOCKED_HEADER", "UNREACHABLE_HEADER", "EgressProxy"]
 

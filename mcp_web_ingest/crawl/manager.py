@@ -1,0 +1,413 @@
+"""Whole-site crawls as persisted, resumable jobs: discovery, scope, politeness, incremental re-crawl."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import aiohttp
+import psutil
+
+from mcp_web_ingest.config import Settings
+from mcp_web_ingest.crawl.discovery import JobNotes, RobotsCache, discover_seeds
+from mcp_web_ingest.crawl.jobs import TERMINAL, CrawlParams, JobRow, JobStore
+from mcp_web_ingest.crawl.politeness import HostLimiter
+from mcp_web_ingest.crawl.robots import RobotsRules
+from mcp_web_ingest.crawl.scope import CrawlScope
+from mcp_web_ingest.crawl.status import CrawlStatus, build_status, status_dict
+from mcp_web_ingest.errors import (
+    ExtractError,
+    FetchError,
+    InvalidInputError,
+    UnsupportedContentError,
+    VectorStoreError,
+    WebIngestError,
+)
+from mcp_web_ingest.ingest.ssrf import BlockedAddressError, guarded_session
+from mcp_web_ingest.ingest.urls import Credentials, normalize_url, same_origin, split_credentials, validate_url
+from mcp_web_ingest.metrics import Metrics
+from mcp_web_ingest.pipeline import Pipeline
+from mcp_web_ingest.storage.postgres.store import PostgresStore, validate_collection
+
+__all__ = ["CrawlManager", "CrawlStatus", "status_dict"]
+
+log = logging.getLogger(__name__)
+
+StatusCallback = Callable[["CrawlStatus"], Awaitable[None]]
+STALE_HEARTBEAT_S = 30.0
+STORE_RETRY_MIN_S = 1.0  # a paused crawl probes the store this often at first...
+STORE_RETRY_MAX_S = 10.0  # ...backing off to this
+HEARTBEAT_EVERY_S = 3.0
+
+
+def _parse_lastmod(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class _JobRun:
+    """The state of one job while this process runs it."""
+
+    def __init__(self, job: JobRow, scope: CrawlScope) -> None:
+        self.job = job
+        self.scope = scope
+        self.cancelled = asyncio.Event()
+        self.changed = asyncio.Event()
+        self.in_flight = 0
+        self.notes = JobNotes()  # caveats for the job's status: robots.txt treated as absent, sitemaps skipped
+        self.robots: RobotsCache | None = None
+        self.paused: str | None = None  # why the job waits (the vector store is unreachable), while it does
+
+
+class CrawlManager:
+    """Starts, runs, resumes, reports and cancels crawl jobs; every job's frontier lives in PostgreSQL."""
+
+    def __init__(
+        self, settings: Settings, store: PostgresStore, jobs: JobStore, pipeline: Pipeline, metrics: Metrics
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.jobs = jobs
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.limiter = HostLimiter(
+            per_host_concurrency=settings.crawl_per_host_concurrency,
+            requests_per_second=settings.crawl_requests_per_second or None,
+        )
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._runs: dict[str, _JobRun] = {}
+        self._credentials: dict[str, Credentials] = {}  # HTTP Basic of a start URL, sent to its origin only
+        self._session: aiohttp.ClientSession | None = None
+
+    # --- public API ---------------------------------------------------------------------------------------------
+
+    def validate(self, params: CrawlParams) -> None:
+        """Check crawl options against the limits, with messages that say what to change."""
+        s = self.settings
+        if not 0 <= params.max_depth <= s.crawl_max_depth:
+            raise InvalidInputError(f"max_depth must be between 0 and {s.crawl_max_depth} (got {params.max_depth})")
+        if not 1 <= params.max_pages <= s.crawl_max_pages:
+            raise InvalidInputError(f"max_pages must be between 1 and {s.crawl_max_pages} (got {params.max_pages})")
+
+    async def start(self, start_url: str, params: CrawlParams, collection: str | None = None) -> str:
+        """Start a crawl job (or return the unfinished job of the same start URL, resuming it); returns its id."""
+        collection = validate_collection(collection)
+        start_url, auth = split_credentials(validate_url(start_url))
+        start_url = normalize_url(start_url)
+        self.validate(params)
+        CrawlScope.create(start_url, params.scope, params.include, params.exclude)  # validates the regexes
+        existing = await self.jobs.find_unfinished(collection, start_url)
+        job_id = existing.id if existing is not None else None
+        if job_id is None:
+            job_id = await self._create(collection, "crawl", start_url, params, [(start_url, 0, "start", None)])
+        if auth is not None:
+            # Kept in memory only: a job resumed after a restart goes on without them.
+            self._credentials[job_id] = auth
+        self._launch(job_id)
+        return job_id
+
+    async def refresh(self, collection: str | None = None, url_prefix: str | None = None) -> str:
+        """Re-crawl the stored pages of a collection (optionally under a URL prefix) with change detection."""
+        collection = validate_collection(collection)
+        urls = await self.store.page_urls(collection, url_prefix)
+        if not urls:
+            raise InvalidInputError(
+                f"Nothing to refresh: collection {collection!r} has no pages"
+                + (f" under {url_prefix}" if url_prefix else "")
+            )
+        params = CrawlParams(max_depth=0, max_pages=len(urls), use_sitemap=False, scope="domain")
+        seeds = [(u, 0, "refresh", None) for u in urls]
+        return await self._create(collection, "refresh", url_prefix or urls[0], params, seeds)
+
+    async def _create(
+        self, collection: str, kind: str, start_url: str, params: CrawlParams, seeds: list[tuple[str, int, str, None]]
+    ) -> str:
+        active = sum(1 for t in self._tasks.values() if not t.done())
+        if active >= self.settings.crawl_max_concurrent_jobs:
+            raise InvalidInputError(
+                f"{active} crawl jobs are already running (limit CRAWL_MAX_CONCURRENT_JOBS="
+                f"{self.settings.crawl_max_concurrent_jobs}); wait for one to finish or cancel one with cancel_crawl"
+            )
+        collection_id = await self.store.ensure_collection(collection)
+        job_id = await self.jobs.create(collection_id, kind, start_url, params)
+        await self.jobs.admit(job_id, seeds, limit=max(params.max_pages, len(seeds)))
+        self._launch(job_id)
+        return job_id
+
+    async def status(self, job_id: str) -> CrawlStatus:
+        """The job's state, counts, rate, ETA and failed URLs; resumes it if its runner died."""
+        job = await self.jobs.get(job_id.strip())
+        if job is None:
+            raise InvalidInputError(
+                f"No crawl job with id {job_id!r}; index_web_page returns the id of each job it starts"
+            )
+        if job.state not in TERMINAL and job.id not in self._tasks and self._orphaned(job):
+            self._launch(job.id)
+        status = await build_status(self.jobs, job)
+        run = self._runs.get(job.id)
+        if run is not None and run.paused and not status.finished:
+            why = f"paused: {run.paused} — the job resumes by itself when the store answers; nothing is lost"
+            status = dataclasses.replace(status, state="paused", error=why)
+        elif run is not None and not status.finished:
+            status = dataclasses.replace(status, notes=run.notes.all())
+        return status
+
+    async def cancel(self, job_id: str) -> CrawlStatus:
+        """Cancel a queued or running job; pages already indexed stay."""
+        job = await self.jobs.get(job_id.strip())
+        if job is None:
+            raise InvalidInputError(f"No crawl job with id {job_id!r}")
+        await self.jobs.cancel(job.id)
+        task = self._tasks.get(job.id)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), 10)
+        refreshed = await self.jobs.get(job.id)
+        assert refreshed is not None
+        return await build_status(self.jobs, refreshed)
+
+    async def wait(self, job_id: str, seconds: float, on_status: StatusCallback | None = None) -> CrawlStatus:
+        """Wait up to `seconds` for the job to finish, reporting its status about once a second."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        while True:
+            status = await self.status(job_id)
+            if on_status is not None:
+                await on_status(status)
+            remaining = deadline - time.monotonic()
+            if status.finished or remaining <= 0:
+                return status
+            task = self._tasks.get(status.job_id)
+            if task is None:
+                await asyncio.sleep(min(1.0, remaining))
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), min(1.0, remaining))
+
+    async def resume_orphans(self) -> list[str]:
+        """Resume unfinished jobs whose runner is gone (called at start-up)."""
+        resumed = []
+        for job in await self.jobs.unfinished():
+            if job.id not in self._tasks and self._orphaned(job):
+                self._launch(job.id)
+                resumed.append(job.id)
+        return resumed
+
+    async def aclose(self) -> None:
+        """Stop running jobs (they stay 'running' in the database and resume at the next start)."""
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- running ------------------------------------------------------------------------------------------------
+
+    def _orphaned(self, job: JobRow) -> bool:
+        if job.owner_pid is None or job.owner_pid == os.getpid():
+            return True
+        if not psutil.pid_exists(job.owner_pid):
+            return True
+        beat = job.heartbeat_at
+        return beat is None or (datetime.now(UTC) - beat).total_seconds() > STALE_HEARTBEAT_S
+
+    def _launch(self, job_id: str) -> None:
+        task = self._tasks.get(job_id)
+        if task is not None and not task.done():
+            return
+        self._tasks[job_id] = asyncio.create_task(self._run(job_id), name=f"crawl-{job_id}")
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=self.settings.fetch_timeout_s)
+            # robots.txt, sitemaps and llms.txt are fetched from URLs a model chose: the SSRF guard applies to them too.
+            self._session = guarded_session(
+                self.settings, timeout=timeout, headers={"User-Agent": self.settings.user_agent}
+            )
+        return self._session
+
+    async def _run(self, job_id: str) -> None:
+        job = await self.jobs.get(job_id)
+        if job is None:
+            return
+        dead = [job.owner_pid] if job.owner_pid and not psutil.pid_exists(job.owner_pid) else []
+        if not await self.jobs.claim(job_id, os.getpid(), dead, STALE_HEARTBEAT_S):
+            return
+        job = await self.jobs.get(job_id)
+        assert job is not None
+        p = job.params
+        try:
+            scope = CrawlScope.create(job.start_url, p.scope, p.include, p.exclude)
+        except InvalidInputError as exc:  # a job stored by an older version may hold patterns refused now
+            await self.jobs.finish(job_id, "failed", str(exc))
+            return
+        run = _JobRun(job, scope)
+        run.robots = RobotsCache(
+            self.settings, self._http, run.notes, respect=p.respect_robots, on_rules=self._on_robots
+        )
+        self.metrics.crawl_jobs_running.inc()
+        self._runs[job_id] = run
+        beat = asyncio.create_task(self._heartbeat(run))
+        try:
+            if job.kind == "crawl" and p.use_sitemap and p.max_pages > 1:
+                await self._discover(run)
+            workers = [asyncio.create_task(self._worker(run)) for _ in range(self.settings.crawl_concurrency)]
+            await asyncio.gather(*workers)
+            counts = await self.jobs.counts(job_id)
+            if run.cancelled.is_set():
+                state = "cancelled"
+            elif counts.get("failed") and not (counts.get("indexed") or counts.get("unchanged")):
+                state = "failed"
+            else:
+                state = "partial" if counts.get("failed") else "done"
+            await self.jobs.finish(job_id, state, notes=run.notes.all())
+            log.info("crawl %s finished: %s", job_id, state)
+        except asyncio.CancelledError:
+            raise  # server shutting down: the job stays 'running' and resumes at the next start
+        except Exception as exc:
+            log.exception("crawl %s failed", job_id)
+            await self.jobs.finish(job_id, "failed", f"{type(exc).__name__}: {exc}", notes=run.notes.all())
+        finally:
+            beat.cancel()
+            self._runs.pop(job_id, None)
+            self._credentials.pop(job_id, None)
+            self.metrics.crawl_jobs_running.dec()
+
+    async def _heartbeat(self, run: _JobRun) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY_S)
+            with contextlib.suppress(Exception):
+                if await self.jobs.heartbeat(run.job.id) == "cancelled":
+                    run.cancelled.set()
+                    run.changed.set()
+
+    async def _discover(self, run: _JobRun) -> None:
+        """Seed the frontier from sitemaps and llms.txt (depth 1), within scope and robots."""
+        job = run.job
+        assert run.robots is not None
+        found = await discover_seeds(self._http(), job.start_url, run.robots, run.notes)
+        keep = await run.scope.admissible([u for u, _, _ in found])
+        admitted = [(u, 1, src, lm) for u, (_, src, lm) in zip(keep, found, strict=True) if u is not None]
+        await self.jobs.admit(job.id, admitted, job.params.max_pages)
+
+    async def _robots(self, run: _JobRun, url: str) -> RobotsRules:
+        assert run.robots is not None
+        return await run.robots.rules(url)
+
+    def _on_robots(self, url: str, rules: RobotsRules) -> None:
+        self.limiter.set_crawl_delay(url, rules.crawl_delay)
+
+    async def _worker(self, run: _JobRun) -> None:
+        while not run.cancelled.is_set():
+            claimed = await self.jobs.next_url(run.job.id)
+            if claimed is None:
+                if run.in_flight == 0:
+                    return
+                run.changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(run.changed.wait(), 1.0)
+                continue
+            run.in_flight += 1
+            try:
+                await self._process(run, *claimed)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug must not kill the job: record it against the URL
+                log.exception("crawl %s: %s", run.job.id, claimed[0])
+                await self.jobs.record(run.job.id, claimed[0], "failed", reason=f"internal error: {exc}")
+            finally:
+                run.in_flight -= 1
+                run.changed.set()
+
+    async def _process(self, run: _JobRun, url: str, depth: int) -> None:
+        job, p = run.job, run.job.params
+        record = self.jobs.record
+        if depth > 0 and job.kind == "crawl" and (why := await run.scope.check_async(url)) is not None:
+            await record(job.id, url, "skipped", reason=why)
+            return
+        rules = await self._robots(run, url)
+        if not rules.allowed(url):
+            await record(job.id, url, "skipped", reason=f"disallowed by robots.txt ({rules.reason})")
+            return
+        try:
+            async with self.limiter.slot(url):
+                auth = self._credentials.get(job.id) if same_origin(url, job.start_url) else None
+                out = await self.pipeline.index_page(
+                    url, job.collection, force=p.force, skip_duplicates=True, auth=auth
+                )
+        except (UnsupportedContentError, ExtractError) as exc:
+            await record(job.id, url, "skipped", reason=str(exc))
+            return
+        except BlockedAddressError as exc:
+            # The SSRF guard refused the host or a redirect hop: the URL's fault, not a bug (no traceback).
+            await record(job.id, url, "failed", reason=f"blocked address: {exc}")
+            return
+        except FetchError as exc:
+            stored = await self.store.get_page(job.collection, url) if job.kind == "refresh" else None
+            if stored is not None and exc.status in (404, 410):
+                await self.store.delete_page(stored.id)
+                await record(job.id, url, "removed", change="removed", reason=f"HTTP {exc.status}: page removed")
+                return
+            if exc.status == 429:
+                self.limiter.pause(url, 30.0)
+            await record(job.id, url, "failed", reason=str(exc))
+            return
+        except VectorStoreError as exc:
+            # Not the page's fault: put it back in the frontier and wait for the store instead of failing pages.
+            await record(job.id, url, "queued", reason=f"waiting for the vector store: {exc}")
+            await self._wait_for_store(run, str(exc))
+            return
+        except WebIngestError as exc:
+            await record(job.id, url, "failed", reason=str(exc))
+            return
+        if out.change == "duplicate":
+            await record(job.id, url, "skipped", reason=f"same content as {out.duplicate_of}")
+        elif out.change == "canonical":
+            await record(job.id, url, "skipped", reason=f"its canonical URL is {out.duplicate_of}")
+        else:
+            state = "unchanged" if out.unchanged else "indexed"
+            await record(job.id, url, state, change=out.change, page_id=out.page_id, chunks=out.chunk_count)
+        links = out.links
+        if out.links and out.change not in ("duplicate", "canonical"):
+            await self.store.set_links(out.page_id, out.links)
+        elif out.unchanged:
+            links = await self.store.get_links(out.page_id)  # a 304 has no body: follow the links seen last time
+        if job.kind != "crawl":
+            return
+        candidates = [(out.canonical_url, depth, "canonical")] if out.canonical_url else []
+        if depth < p.max_depth:
+            candidates += [(link, depth + 1, "link") for link in links]
+        keep = await run.scope.admissible([link for link, _, _ in candidates])
+        admitted = [(u, d, src, None) for u, (_, d, src) in zip(keep, candidates, strict=True) if u is not None]
+        await self.jobs.admit(job.id, admitted, p.max_pages)
+
+    async def _wait_for_store(self, run: _JobRun, reason: str) -> None:
+        """Pause this worker until the stores answer again (or the job is cancelled), probing with back-off."""
+        run.paused = reason
+        log.warning("crawl %s paused: %s", run.job.id, reason)
+        delay = STORE_RETRY_MIN_S
+        while not run.cancelled.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.cancelled.wait(), delay)
+            try:
+                await self.store.ping()
+            except WebIngestError as exc:
+                run.paused = str(exc)
+                delay = min(delay * 2, STORE_RETRY_MAX_S)
+                continue
+            break
+        if run.paused is not None:
+            log.info("crawl %s: the store answers again, resuming", run.job.id)
+        run.paused = None

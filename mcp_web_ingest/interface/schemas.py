@@ -1,0 +1,235 @@
+"""Structured outputs of the tools (pydantic: they become the tools' output schemas) and their builders."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mcp_web_ingest.crawl.manager import CrawlStatus
+from mcp_web_ingest.ingest.sanitize import WEB_SCHEMES, clean_markdown, clean_text, safe_fragment, safe_url
+from mcp_web_ingest.models import Hit
+from mcp_web_ingest.pipeline import IndexOutcome, SearchOutcome
+
+
+class PageResult(BaseModel):
+    """Outcome of indexing one page."""
+
+    page_id: int = Field(description="Id of the stored page")
+    url: str = Field(description="The page's normalised URL (after redirects)")
+    title: str
+    collection: str
+    chunks: int = Field(description="Number of searchable chunks stored for the page")
+    unchanged: bool = Field(
+        description="True when the content was identical to the stored version (nothing re-embedded)"
+    )
+    reused_vectors: int = Field(description="Chunks whose embedding was reused from the previous version")
+    timings_ms: dict[str, float] = Field(description="Milliseconds spent per stage")
+
+
+class FailedUrl(BaseModel):
+    """A URL a crawl could not index, and why."""
+
+    url: str
+    reason: str
+
+
+class CrawlJobResult(BaseModel):
+    """Where a crawl job stands."""
+
+    job_id: str = Field(description="Pass to crawl_status or cancel_crawl")
+    state: Literal["queued", "running", "paused", "done", "partial", "failed", "cancelled"] = Field(
+        description=(
+            "done: every page indexed; partial: finished with failed pages; failed: nothing could be indexed; "
+            "paused: waiting for an unreachable vector store, resumes by itself"
+        )
+    )
+    kind: str = Field(description="crawl, or refresh (re-crawl of stored pages)")
+    start_url: str
+    collection: str
+    finished: bool
+    counts: dict[str, int] = Field(
+        description="discovered, queued, in_progress, fetched, indexed, unchanged, failed, skipped, removed"
+    )
+    changes: dict[str, int] = Field(description="Pages added, changed, unchanged and removed by this job")
+    elapsed_s: float
+    pages_per_s: float
+    eta_s: float | None = Field(description="Estimated seconds left (None when unknown or finished)")
+    failed: list[FailedUrl] = Field(description="Failed URLs with their reason (first 50)")
+    error: str | None = Field(default=None, description="Why the job failed or paused")
+    notes: list[str] = Field(
+        default_factory=list, description="Caveats: robots.txt treated as absent, sitemaps or llms.txt skipped..."
+    )
+
+
+class IndexResult(BaseModel):
+    """Result of index_web_page: one page indexed, or a crawl job's progress."""
+
+    kind: Literal["page", "crawl"]
+    message: str = Field(description="One-line summary of what happened and what to do next")
+    page: PageResult | None = Field(default=None, description="Set when a single page was indexed")
+    job: CrawlJobResult | None = Field(default=None, description="Set for a crawl (max_depth > 0 or max_pages > 1)")
+
+
+class LegOut(BaseModel):
+    """What one retrieval leg said of a result."""
+
+    leg: str = Field(description="dense (semantic), lexical (full-text) or sparse (SPLADE learned terms)")
+    rank: int = Field(description="1-based rank the leg gave the chunk")
+    score: float = Field(description="The leg's raw score")
+
+
+class SearchHitOut(BaseModel):
+    """One result, sized for a model's context."""
+
+    rank: int
+    url: str
+    deep_link: str = Field(description="URL with the fragment of the nearest heading; cite this")
+    title: str = Field(description="Page title")
+    section: str = Field(description="Section path: Page title › Heading › Subheading")
+    text: str = Field(description="The matching chunk in markdown (trimmed to the budget)")
+    score: float = Field(description="Fused reciprocal-rank score; higher is better")
+    legs: list[LegOut] = Field(description="Ranks each retrieval leg gave this chunk")
+    rerank_score: float | None = Field(default=None, description="Cross-encoder relevance, when results were reranked")
+    collection: str
+
+
+class SearchResult(BaseModel):
+    """Results of a search."""
+
+    query: str
+    mode: str
+    legs_used: list[str]
+    took_ms: float
+    truncated: bool = Field(description="True when result texts were trimmed to fit max_chars")
+    reranked: bool = Field(default=False, description="True when a cross-encoder reordered the fused candidates")
+    notes: list[str] = Field(default_factory=list, description="Caveats about how this search was served")
+    results: list[SearchHitOut]
+
+
+class HealthResult(BaseModel):
+    """Component status, counts and configuration of the server."""
+
+    status: Literal["ok", "degraded", "error"]
+    version: str
+    pipeline: str
+    components: dict[str, Any]
+    counts: dict[str, int]
+    embedding: dict[str, Any]
+
+
+class SourceOut(BaseModel):
+    """Indexed pages of one domain in one collection."""
+
+    collection: str
+    domain: str
+    pages: int
+    chunks: int
+    last_crawled_at: str | None
+    last_job_state: str | None
+
+
+class SourcesResult(BaseModel):
+    """Every indexed source."""
+
+    sources: list[SourceOut]
+
+
+class DeleteResult(BaseModel):
+    """What delete_source removed."""
+
+    collection: str
+    domain: str | None
+    url_prefix: str | None
+    pages_deleted: int
+
+
+def page_result(o: IndexOutcome) -> PageResult:
+    """Tool output for an IndexOutcome."""
+    return PageResult(
+        page_id=o.page_id,
+        url=o.url,
+        title=clean_text(o.title),
+        collection=o.collection,
+        chunks=o.chunk_count,
+        unchanged=o.unchanged,
+        reused_vectors=o.reused_vectors,
+        timings_ms=o.timings_ms,
+    )
+
+
+def page_index_result(o: IndexOutcome) -> IndexResult:
+    """index_web_page's result for one page."""
+    what = "unchanged (nothing re-embedded)" if o.unchanged else f"indexed ({o.chunk_count} chunks)"
+    return IndexResult(kind="page", message=f"{o.url} {what}: {o.title!r}", page=page_result(o))
+
+
+def job_result(s: CrawlStatus) -> CrawlJobResult:
+    """Tool output for a CrawlStatus."""
+    return CrawlJobResult(
+        job_id=s.job_id,
+        state=s.state,
+        kind=s.kind,
+        start_url=s.start_url,
+        collection=s.collection,  # type: ignore[arg-type]
+        finished=s.finished,
+        counts=s.counts,
+        changes=s.changes,
+        elapsed_s=s.elapsed_s,
+        pages_per_s=s.pages_per_s,
+        eta_s=s.eta_s,
+        failed=[FailedUrl(**f) for f in s.failed],
+        error=s.error,
+        notes=list(s.notes),
+    )
+
+
+def crawl_index_result(s: CrawlStatus) -> IndexResult:
+    """index_web_page's result for a crawl, finished or still running."""
+    if s.finished:
+        message = f"Crawl {s.state}: {s.summary()}"
+    else:
+        message = f"Crawl still running ({s.summary()}); call crawl_status(job_id={s.job_id!r}) to follow it"
+    return IndexResult(kind="crawl", message=message, job=job_result(s))
+
+
+def _hit_out(rank: int, h: Hit) -> SearchHitOut:
+    """One result with every shown string inert in a browser, whatever was stored (rows from before sanitising)."""
+    url = safe_url(h.url, schemes=WEB_SCHEMES, escape=False) or ""  # stored URLs are http(s): validate_url
+    anchor = safe_fragment(h.anchor)
+    return SearchHitOut(
+        rank=rank,
+        url=url,
+        deep_link=f"{url}#{anchor}" if url and anchor else url,
+        title=clean_text(h.title),
+        section=" › ".join(clean_text(s) for s in h.section_path),
+        text=clean_markdown(h.text),
+        score=round(h.score, 6),
+        collection=h.collection,
+        legs=[LegOut(leg=leg.leg, rank=leg.rank, score=round(leg.score, 6)) for leg in h.legs],
+        rerank_score=round(h.rerank_score, 6) if h.rerank_score is not None else None,
+    )
+
+
+def search_result(o: SearchOutcome) -> SearchResult:
+    """Tool output for a SearchOutcome."""
+    return SearchResult(
+        query=o.query,
+        mode=o.mode,
+        legs_used=list(o.legs_used),
+        took_ms=o.took_ms,
+        truncated=o.truncated,
+        reranked=o.reranked,
+        notes=list(o.notes),
+        results=[_hit_out(i, h) for i, h in enumerate(o.hits, start=1)],
+    )
+
+
+def sources_result(rows: list[dict[str, Any]]) -> SourcesResult:
+    """Tool output for list_sources."""
+    return SourcesResult(
+        sources=[
+            SourceOut(**{**r, "last_crawled_at": r["last_crawled_at"].isoformat() if r["last_crawled_at"] else None})
+            for r in rows
+        ]
+    )

@@ -1,0 +1,364 @@
+"""The MCP server: tools (thin: validate → pipeline → format), the HTTP app with /mcp, /sse, /health and /metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.types import ToolAnnotations
+from pydantic import Field
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from mcp_web_ingest import __version__
+from mcp_web_ingest.config import Settings
+from mcp_web_ingest.crawl.jobs import CrawlParams
+from mcp_web_ingest.crawl.manager import CrawlStatus
+from mcp_web_ingest.errors import InvalidInputError
+from mcp_web_ingest.interface.auth import BearerAuthMiddleware, HostGuardMiddleware, HostPolicy
+from mcp_web_ingest.interface.schemas import (
+    CrawlJobResult,
+    DeleteResult,
+    HealthResult,
+    IndexResult,
+    SearchResult,
+    SourcesResult,
+    crawl_index_result,
+    job_result,
+    page_index_result,
+    search_result,
+    sources_result,
+)
+from mcp_web_ingest.interface.sessions import SessionLimitMiddleware
+from mcp_web_ingest.interface.tool_errors import tool_errors
+from mcp_web_ingest.pipeline import MAX_K
+from mcp_web_ingest.runtime import Runtime, RuntimeHolder
+from mcp_web_ingest.storage.postgres.store import validate_collection
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = """\
+Index web pages or whole documentation sites, then search them. Call `index_web_page` with a URL to add (or
+refresh) one page; give `max_depth`/`max_pages` to crawl a site (it runs as a background job: follow it with
+`crawl_status`). Then call `search` with a natural-language question or exact API names. Results cite the page URL
+and a deep link to the nearest heading; quote them when you answer. Use `collection` to keep sets of pages apart;
+`list_sources`, `refresh_source` and `delete_source` manage what is indexed."""
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+
+
+def _check_wait(wait_seconds: float) -> None:
+    if not 0 <= wait_seconds <= 300:
+        raise InvalidInputError(f"wait_seconds must be between 0 and 300 (got {wait_seconds})")
+
+
+# --- server -------------------------------------------------------------------------------------------------
+
+
+def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MCPServer:
+    """Build the MCP server; every session shares the holder's runtime (opened on first use)."""
+    holder = holder or RuntimeHolder(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[Runtime]:
+        async with holder.acquire() as runtime:
+            yield runtime
+
+    mcp = MCPServer(
+        name="mcp-web-ingest",
+        title="Web Ingest",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level=settings.log_level.upper(),  # type: ignore[arg-type]
+    )
+
+    def runtime_of(ctx: Context) -> Runtime:
+        return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
+
+    async def report(ctx: Context, status: CrawlStatus) -> None:
+        total = status.counts["discovered"] or None
+        await ctx.report_progress(status.counts["fetched"] + status.counts["skipped"], total, status.summary())
+
+    @mcp.tool(
+        title="Index a web page or crawl a site",
+        description=(
+            "Fetch a web page (http/https), extract its main content as markdown (code blocks and headings kept), "
+            "split it into sections, embed and store them so `search` can find them. With the defaults one page is "
+            "indexed and the result comes back directly. Give max_depth > 0 or max_pages > 1 to crawl a site: links, "
+            "sitemap.xml and llms.txt are followed within scope, robots.txt is respected, and the crawl runs as a "
+            "persisted background job; this call waits up to wait_seconds, sending progress, then returns the "
+            "finished summary or the job id to follow with crawl_status. Re-indexing is incremental: unchanged pages "
+            "(HTTP 304 or same content) are not re-embedded. Errors (unreachable host, HTTP errors, non-HTML, "
+            "over-size) come back as clear messages; nothing half-stored."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+        ),
+    )
+    @tool_errors
+    async def index_web_page(
+        url: Annotated[str, Field(description="Absolute http:// or https:// URL of the page (or crawl start page)")],
+        ctx: Context,
+        max_depth: Annotated[int, Field(description="Link levels to follow from the start page (0 = just it)")] = 0,
+        max_pages: Annotated[int, Field(description="Most pages the crawl visits (1 = just the start page)")] = 1,
+        include: Annotated[
+            list[str] | None,
+            Field(description="RE2 regexes (≤ 100): only crawl URLs matching one (overrides default exclusions)"),
+        ] = None,
+        exclude: Annotated[
+            list[str] | None, Field(description="RE2 regexes (≤ 100): never crawl URLs matching one")
+        ] = None,
+        scope: Annotated[
+            Literal["path", "host", "domain"],
+            Field(description="path: under the start URL's directory (default); host: same host; domain: same site"),
+        ] = "path",
+        use_sitemap: Annotated[bool, Field(description="Also discover pages from sitemap.xml and llms.txt")] = True,
+        respect_robots: Annotated[bool, Field(description="Obey robots.txt (on by default)")] = True,
+        force: Annotated[bool, Field(description="Re-fetch and re-chunk even pages that did not change")] = False,
+        wait_seconds: Annotated[
+            float, Field(description="Crawls: how long to wait for the job before returning its id (0-300)")
+        ] = 20,
+        collection: Annotated[
+            str | None,
+            Field(description="Named set of pages to add to (letters, digits, . _ -); default 'default'"),
+        ] = None,
+    ) -> IndexResult:
+        runtime = runtime_of(ctx)
+        _check_wait(wait_seconds)
+        if max_depth == 0 and max_pages == 1:
+
+            async def progress(done: float, total: float | None, message: str | None) -> None:
+                await ctx.report_progress(done, total, message)
+
+            outcome = await runtime.pipeline.index_page(url, collection, progress, force=force)
+            return page_index_result(outcome)
+        params = CrawlParams(
+            max_depth=max_depth,
+            max_pages=max_pages,
+            include=tuple(include or ()),
+            exclude=tuple(exclude or ()),
+            scope=scope,
+            use_sitemap=use_sitemap,
+            respect_robots=respect_robots,
+            force=force,
+        )
+        job_id = await runtime.crawler.start(url, params, collection)
+        status = await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s))
+        return crawl_index_result(status)
+
+    @mcp.tool(
+        title="Crawl job status",
+        description=(
+            "Report a crawl job started by index_web_page or refresh_source: state (queued, running, done, partial, "
+            "failed, cancelled), counts of discovered/indexed/unchanged/failed/skipped pages, pages per second, ETA, "
+            "and the failed URLs with their reasons. Optionally wait up to wait_seconds for it to finish."
+        ),
+        annotations=READ_ONLY,
+    )
+    @tool_errors
+    async def crawl_status(
+        job_id: Annotated[str, Field(description="The job id returned by index_web_page or refresh_source")],
+        ctx: Context,
+        wait_seconds: Annotated[float, Field(description="Wait up to this long for the job to finish (0-300)")] = 0,
+    ) -> CrawlJobResult:
+        runtime = runtime_of(ctx)
+        _check_wait(wait_seconds)
+        return job_result(await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s)))
+
+    @mcp.tool(
+        title="Cancel a crawl",
+        description="Stop a running crawl job. Pages already indexed stay searchable.",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    @tool_errors
+    async def cancel_crawl(
+        job_id: Annotated[str, Field(description="The job id returned by index_web_page or refresh_source")],
+        ctx: Context,
+    ) -> CrawlJobResult:
+        return job_result(await runtime_of(ctx).crawler.cancel(job_id))
+
+    @mcp.tool(
+        title="List indexed sources",
+        description=(
+            "List what is indexed, per collection and domain: number of pages and chunks, when it was last crawled, "
+            "and the state of the newest crawl job there."
+        ),
+        annotations=READ_ONLY,
+    )
+    @tool_errors
+    async def list_sources(ctx: Context) -> SourcesResult:
+        return sources_result(await runtime_of(ctx).store.list_sources())
+
+    @mcp.tool(
+        title="Delete indexed pages",
+        description=(
+            "Delete indexed pages with their chunks and vectors: a whole collection, or only one domain or URL "
+            "prefix in it. Cannot be undone (re-index to get them back)."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    @tool_errors
+    async def delete_source(
+        ctx: Context,
+        collection: Annotated[str | None, Field(description="Collection to delete from; default 'default'")] = None,
+        domain: Annotated[str | None, Field(description="Only pages of this host, e.g. docs.python.org")] = None,
+        url_prefix: Annotated[str | None, Field(description="Only pages whose URL starts with this")] = None,
+    ) -> DeleteResult:
+        name = validate_collection(collection)
+        deleted = await runtime_of(ctx).store.delete_source(name, domain, url_prefix)
+        return DeleteResult(collection=name, domain=domain, url_prefix=url_prefix, pages_deleted=deleted)
+
+    @mcp.tool(
+        title="Refresh indexed pages",
+        description=(
+            "Re-crawl the pages already indexed in a collection (optionally only under a URL prefix) with change "
+            "detection: unchanged pages cost a conditional request, changed pages are re-indexed (unchanged chunks "
+            "keep their vectors), pages that now return 404/410 are removed. Runs as a crawl job like index_web_page."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+        ),
+    )
+    @tool_errors
+    async def refresh_source(
+        ctx: Context,
+        collection: Annotated[str | None, Field(description="Collection to refresh; default 'default'")] = None,
+        url_prefix: Annotated[str | None, Field(description="Only pages whose URL starts with this")] = None,
+        wait_seconds: Annotated[float, Field(description="How long to wait before returning the job id (0-300)")] = 20,
+    ) -> CrawlJobResult:
+        runtime = runtime_of(ctx)
+        _check_wait(wait_seconds)
+        job_id = await runtime.crawler.refresh(collection, url_prefix)
+        return job_result(await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s)))
+
+    @mcp.tool(
+        title="Search indexed pages",
+        description=(
+            "Search the pages indexed with `index_web_page`. Write the query as a question or keywords; exact API or "
+            "function names work too. Hybrid mode fuses semantic (dense), full-text (lexical) and, when configured, "
+            "learned-sparse (SPLADE) retrieval, then a cross-encoder reranks the candidates when one is configured. "
+            "Each result gives the page URL, a deep link to the nearest heading, the section path and the matching "
+            "text, trimmed so all results fit in `max_chars`. Cite the deep links."
+        ),
+        annotations=READ_ONLY,
+    )
+    @tool_errors
+    async def search(
+        query: Annotated[str, Field(description="What to look for: a question, keywords or an exact API name")],
+        ctx: Context,
+        k: Annotated[
+            int | None, Field(description=f"Number of results, 1-{MAX_K}; default RERANK_FINAL_K (10)")
+        ] = None,
+        collection: Annotated[str | None, Field(description="Only search this collection")] = None,
+        url_prefix: Annotated[
+            str | None,
+            Field(description="Only pages whose URL starts with this, e.g. https://docs.python.org/3/library/"),
+        ] = None,
+        mode: Annotated[
+            Literal["hybrid", "dense", "lexical", "sparse"] | None,
+            Field(
+                description="hybrid (default: every leg fused), or one leg alone for debugging: dense (semantic), "
+                "lexical (full-text), sparse (SPLADE, when configured)"
+            ),
+        ] = None,
+        max_chars: Annotated[
+            int | None, Field(description="Character budget for all result texts together (default 12000)")
+        ] = None,
+        rerank: Annotated[
+            bool | None,
+            Field(description="Rerank candidates with the cross-encoder (default: on when a reranker is configured)"),
+        ] = None,
+        symbol: Annotated[
+            str | None,
+            Field(description="Only chunks defining or using this code symbol, e.g. asyncio.gather or useState"),
+        ] = None,
+    ) -> SearchResult:
+        runtime = runtime_of(ctx)
+        outcome = await runtime.pipeline.search(query, k, collection, url_prefix, mode, max_chars, rerank, symbol)
+        return search_result(outcome)
+
+    @mcp.tool(
+        title="Server health",
+        description=(
+            "Report the status of each component (database, embedding model, optional services), the pipeline in "
+            "use, how many pages and chunks are indexed, the embedding model and its dimension, and the version."
+        ),
+        annotations=READ_ONLY,
+    )
+    @tool_errors
+    async def health(ctx: Context) -> HealthResult:
+        return HealthResult(**await runtime_of(ctx).health())
+
+    return mcp
+
+
+def create_http_app(settings: Settings) -> Starlette:
+    """One ASGI app: streamable HTTP at /mcp, legacy SSE at /sse + /messages/, GET /health and GET /metrics."""
+    holder = RuntimeHolder(settings)
+    mcp = create_server(settings, holder)
+
+    async def health_route(_: Request) -> Response:
+        if holder.runtime is None:
+            return JSONResponse({"status": "error", "detail": "starting"}, status_code=503)
+        report = await holder.runtime.health()
+        return JSONResponse(report, status_code=200 if report["status"] != "error" else 503)
+
+    async def metrics_route(_: Request) -> Response:
+        if holder.runtime is None:
+            return Response("starting\n", status_code=503)
+        return Response(holder.runtime.metrics.render(), media_type=holder.runtime.metrics.content_type)
+
+    def observe_sessions(streamable: int, sse: int) -> None:
+        if holder.runtime is not None:
+            holder.runtime.metrics.observe_sessions(streamable, sse)
+
+    mcp.custom_route("/health", methods=["GET"])(health_route)
+    mcp.custom_route("/metrics", methods=["GET"])(metrics_route)
+    # One Host/Origin guard of ours covers every path and bind address, so the SDK's (loopback-only) one is off.
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    app = mcp.streamable_http_app(
+        host=settings.mcp_host,
+        transport_security=security,
+        session_idle_timeout=settings.mcp_session_idle_timeout_s,
+        max_sessions=2 * settings.mcp_max_sessions,  # a backstop: SessionLimitMiddleware keeps below the real cap
+    )
+    sse = mcp.sse_app(host=settings.mcp_host, transport_security=security)
+    for route in sse.routes:
+        if (isinstance(route, Route) and route.path == "/sse") or (
+            isinstance(route, Mount) and route.path == "/messages"
+        ):
+            app.router.routes.append(route)
+
+    session_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Starlette) -> AsyncIterator[Any]:
+        # The process holds the runtime for its whole life, so start-up errors surface before serving.
+        async with holder.acquire(), session_lifespan(a) as state:
+            yield state
+
+    app.router.lifespan_context = lifespan
+    # Added innermost first: Host/Origin check, then the token, then the session bookkeeping.
+    app.add_middleware(
+        SessionLimitMiddleware,
+        max_sessions=settings.mcp_max_sessions,
+        per_client=settings.mcp_max_sessions_per_client,
+        idle_timeout_s=settings.mcp_session_idle_timeout_s,
+        observe=observe_sessions,
+    )
+    if settings.mcp_auth_token is not None:
+        token = settings.mcp_auth_token.get_secret_value()
+        app.add_middleware(BearerAuthMiddleware, token=token, protect_metrics=settings.metrics_require_auth)
+    app.add_middleware(HostGuardMiddleware, policy=HostPolicy.for_bind(settings, settings.mcp_host))
+    return app

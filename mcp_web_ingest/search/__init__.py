@@ -1,0 +1,1 @@
+"""Retrieval: candidate legs, fusion, rerank, and the answer trimmed to its budget."""

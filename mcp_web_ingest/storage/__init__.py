@@ -1,0 +1,1 @@
+"""PostgreSQL (catalog, pgvector, postings), optional Qdrant, migrations and backups."""

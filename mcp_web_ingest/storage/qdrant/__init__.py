@@ -1,0 +1,1 @@
+"""The Qdrant vector store (VECTOR_STORE=qdrant)."""

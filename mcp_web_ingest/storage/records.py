@@ -1,0 +1,142 @@
+"""What the PostgreSQL and Qdrant stores share: collection names, record types, search filters, error translation."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from mcp_web_ingest.encoders.splade import SparseVec
+from mcp_web_ingest.errors import InvalidInputError, StoreError
+from mcp_web_ingest.models import Chunk
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def validate_collection(name: str | None) -> str:
+    """A collection name, defaulting to 'default'; letters, digits, '.', '_' and '-' only."""
+    if name is None or name == "":
+        return "default"
+    if not COLLECTION_NAME.match(name):
+        raise InvalidInputError(
+            f"Invalid collection name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Restrictions applied to every retrieval leg."""
+
+    collection: str | None = None
+    url_prefix: str | None = None
+    symbol: str | None = None  # only chunks defining or using this symbol
+
+
+@dataclass(frozen=True)
+class PageRecord:
+    """What is stored about a page besides its chunks."""
+
+    url: str
+    title: str
+    content_hash: str
+    pipeline: str
+    final_url: str | None = None
+    canonical_url: str | None = None
+    description: str | None = None
+    language: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    http_status: int | None = None
+
+    @property
+    def domain(self) -> str:
+        """Host of the URL, lower-case."""
+        return (urlsplit(self.url).hostname or "").lower()
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    """A page row as read back."""
+
+    id: int
+    url: str
+    title: str
+    content_hash: str
+    chunk_count: int
+    pipeline: str
+    crawled_at: datetime
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk row joined with its page, for building results."""
+
+    id: int
+    page_id: int
+    url: str
+    title: str
+    collection: str
+    section_path: tuple[str, ...]
+    anchor: str | None
+    text: str
+    content_hash: str
+
+
+def check_counts(chunks: Sequence[Chunk], vectors: Sequence[np.ndarray], sparse: Sequence[SparseVec] | None) -> None:
+    """Refuse a write whose chunk, vector and sparse-vector lists do not line up."""
+    if len(chunks) != len(vectors) or (sparse is not None and len(sparse) != len(chunks)):
+        raise StoreError("Internal error: chunk and vector counts differ")
+
+
+def search_filter_sql(where: SearchFilter) -> tuple[str, list[Any]]:
+    """SQL conditions (each after " AND ", over chunks c and pages p) and parameters restricting a query to where."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if where.collection:
+        clauses.append("p.collection_id = (SELECT id FROM collections WHERE name = %s)")
+        params.append(where.collection)
+    if where.url_prefix:
+        escaped = where.url_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("p.url LIKE %s")
+        params.append(escaped + "%")
+    if where.symbol:
+        clauses.append("c.id IN (SELECT chunk_id FROM chunk_symbols WHERE key = lower(%s))")
+        params.append(where.symbol)
+    return "".join(" AND " + c for c in clauses), params
+
+
+def tsquery_text_is_strict(query: str) -> bool:
+    """Whether the user wrote search operators (quotes, -exclusion) that must keep websearch semantics."""
+    # A plain "or" needs no strict mode: the relaxed query ORs every word anyway, and strict mode would AND the rest.
+    return '"' in query or re.search(r"(^|\s)-\w", query) is not None
+
+
+def translate_errors(cls: type) -> type:
+    """Wrap every public coroutine of cls so database failures leave as StoreError (a restart, a lost connection)."""
+    # vars(cls): only the class's own coroutines, so each class (mixins too) needs the decorator.
+    for name, fn in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.iscoroutinefunction(fn):
+            continue
+
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, __fn: Any = fn, **kwargs: Any) -> Any:
+            try:
+                return await __fn(*args, **kwargs)
+            except (psycopg.Error, PoolTimeout) as exc:
+                raise StoreError(f"Database error ({type(exc).__name__}): {exc}; try again in a moment") from exc
+
+        setattr(cls, name, wrapper)
+    return cls
