@@ -77,12 +77,17 @@ def test_defaults_are_zero_config(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"VECTOR_STORE": "qdrant"}, "QDRANT_URL"),
         ({"VECTOR_STORE": "qdrant", "QDRANT_URL": ":memory:", "QDRANT_QUANTIZATION": "pq"}, "QDRANT_QUANTIZATION"),
         ({"USE_UNIFIED_PIPELINE": "maybe"}, "USE_UNIFIED_PIPELINE"),
+        ({"DB_POOL_MIN": "9", "DB_POOL_MAX": "2"}, "DB_POOL_MIN"),
+        ({"METRICS_REQUIRE_AUTH": "true"}, "MCP_AUTH_TOKEN"),
+        ({"MCP_AUTH_TOKEN": "too-short"}, "MCP_AUTH_TOKEN"),
+        ({"ALLOWED_HOSTS": "10.0.0.0/99"}, "ALLOWED_HOSTS"),
+        ({"QDRANT_COLLECTION": "no spaces allowed"}, "QDRANT_COLLECTION"),
     ],
 )
 def test_invalid_settings_name_the_variable(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], fragment: str
 ) -> None:
-    for key in ("OPENAI_API_KEY", "LLM_API_KEY"):
+    for key in ("OPENAI_API_KEY", "LLM_API_KEY", "MCP_AUTH_TOKEN"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -90,3 +95,15 @@ def test_invalid_settings_name_the_variable(
         load_settings(_env_file=None)
     assert fragment in str(info.value)
     assert str(info.value).startswith("Invalid configuration")
+
+
+def test_list_variables_take_commas_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_ALLOWED_HOSTS", "mcp.example.org, docs-proxy:8080,")
+    monkeypatch.setenv("MCP_ALLOWED_ORIGINS", '["https://app.example"]')
+    monkeypatch.setenv("ALLOWED_HOSTS", "Wiki.Internal, 10.0.0.0/8")
+    monkeypatch.setenv("MCP_AUTH_TOKEN", "")
+    s = load_settings(_env_file=None)
+    assert s.mcp_allowed_hosts == ["mcp.example.org", "docs-proxy:8080"]
+    assert s.mcp_allowed_origins == ["https://app.example"]
+    assert s.allowed_hosts == ["wiki.internal", "10.0.0.0/8"]
+    assert s.mcp_auth_token is None  # empty means no token, never "any token"
