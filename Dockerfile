@@ -1,4 +1,4 @@
-# The MCP server (issue #7): streamable HTTP /mcp, SSE /sse, /health and /metrics on port 3000.
+# The MCP server: streamable HTTP /mcp, SSE /sse, /health and /metrics on port 3000.
 #   docker build -t mcp-web-ingest .
 #   docker run -p 3000:3000 -e POSTGRES_CONNECTION_STRING=postgresql://... -e MCP_AUTH_TOKEN=... mcp-web-ingest
 # Without POSTGRES_CONNECTION_STRING it runs the embedded PostgreSQL under DATA_DIR=/data (mount a volume there).

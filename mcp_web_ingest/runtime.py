@@ -4,29 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+from starlette.types import ASGIApp
 
 from mcp_web_ingest import __version__
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.crawl.jobs import JobStore
 from mcp_web_ingest.crawl.manager import CrawlManager
-from mcp_web_ingest.encoders.dense import Embedder, make_embedder
+from mcp_web_ingest.encoders.dense import Embedder, LocalEmbedder, OpenAIEmbedder
 from mcp_web_ingest.encoders.rerank import Reranker
 from mcp_web_ingest.encoders.splade import SparseEncoder
 from mcp_web_ingest.errors import ConfigError, WebIngestError
 from mcp_web_ingest.ingest.fetch import Fetcher, HttpFetcher
-from mcp_web_ingest.interface.auth import guard
-from mcp_web_ingest.legacy import LegacyPipeline
+from mcp_web_ingest.legacy import LEGACY
 from mcp_web_ingest.metrics import Metrics
-from mcp_web_ingest.pipeline import Pipeline, UnifiedPipeline
+from mcp_web_ingest.pipeline import UNIFIED, Pipeline, PolicyPipeline
 from mcp_web_ingest.storage.db import Database, redact_conninfo
+from mcp_web_ingest.storage.interfaces import Store
 from mcp_web_ingest.storage.migrate import migrate_up
-from mcp_web_ingest.storage.postgres.store import PostgresStore
+from mcp_web_ingest.storage.postgres.catalog import PostgresCatalog
+from mcp_web_ingest.storage.postgres.index import PgVectorIndex
+from mcp_web_ingest.storage.store import IndexedStore
 
 log = logging.getLogger(__name__)
+
+MetricsGuard = Callable[[ASGIApp], ASGIApp]  # the interface's auth and Host checks, wrapped around the METRICS_PORT app
+
+
+def make_embedder(settings: Settings, observe_batch: Any = None) -> Embedder:
+    """The embedder EMBEDDING_PROVIDER selects."""
+    if settings.embedding_provider == "openai":
+        return OpenAIEmbedder(settings, observe_batch)
+    if settings.embedding_backend != "torch":
+        from mcp_web_ingest.encoders.onnx import OnnxEmbedder  # onnxruntime: imported only when chosen
+
+        return OnnxEmbedder(settings, observe_batch, quantize=settings.embedding_backend == "onnx-int8")
+    return LocalEmbedder(settings, observe_batch)
 
 
 def make_fetcher(settings: Settings, metrics: Metrics) -> Fetcher:
@@ -76,30 +92,32 @@ def make_reranker(settings: Settings, metrics: Metrics) -> Reranker | None:
     )
 
 
-def make_store(settings: Settings, db: Database) -> PostgresStore:
-    """PostgreSQL for everything (default), or PostgreSQL plus Qdrant for vectors when VECTOR_STORE=qdrant."""
+def make_store(settings: Settings, db: Database) -> Store:
+    """The PostgreSQL catalog with its vector index: pgvector + postings (default), or Qdrant (VECTOR_STORE=qdrant)."""
+    catalog = PostgresCatalog(db)
     if settings.vector_store != "qdrant":
-        return PostgresStore(db)
+        return IndexedStore(catalog, PgVectorIndex(db))
     try:
-        from mcp_web_ingest.storage.qdrant.store import QdrantStore
-    except ImportError as exc:  # qdrant-client is an optional extra
+        import qdrant_client  # noqa: F401 - the optional extra, imported only when it is chosen
+    except ImportError as exc:
         raise ConfigError("VECTOR_STORE=qdrant needs the 'qdrant' extra: pip install 'mcp-web-ingest[qdrant]'") from exc
-    return QdrantStore(db, settings)
+    from mcp_web_ingest.storage.qdrant.index import QdrantIndex
+
+    return IndexedStore(catalog, QdrantIndex(catalog, settings))
 
 
 def make_pipeline(
     settings: Settings,
     fetcher: Fetcher,
     embedder: Embedder,
-    store: PostgresStore,
+    store: Store,
     metrics: Metrics,
     sparse: SparseEncoder | None = None,
     reranker: Reranker | None = None,
 ) -> Pipeline:
-    """The one place where USE_UNIFIED_PIPELINE picks the pipeline."""
-    if not settings.use_unified_pipeline:
-        return LegacyPipeline(settings, fetcher, embedder, store, metrics)
-    return UnifiedPipeline(settings, fetcher, embedder, store, metrics, sparse, reranker)
+    """The one place where USE_UNIFIED_PIPELINE picks the pipeline's policy."""
+    policy = UNIFIED if settings.use_unified_pipeline else LEGACY
+    return PolicyPipeline(settings, fetcher, embedder, store, metrics, sparse, reranker, policy=policy)
 
 
 class Runtime:
@@ -122,10 +140,13 @@ class Runtime:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, settings: Settings, *, resume_jobs: bool = True) -> AsyncIterator[Runtime]:
+    async def open(
+        cls, settings: Settings, *, resume_jobs: bool = True, metrics_guard: MetricsGuard | None = None
+    ) -> AsyncIterator[Runtime]:
         """Start the database (embedded or external), apply migrations, check the embedding space, start models.
 
         resume_jobs: pick up crawl jobs whose runner died (servers do; one-shot CLI commands need not).
+        metrics_guard: the interface's HTTP guard; given one, a server also serves /metrics on METRICS_PORT behind it.
         """
         rt = cls(settings)
         async with contextlib.AsyncExitStack() as stack:
@@ -138,10 +159,8 @@ class Runtime:
             await rt.db.open()
             stack.push_async_callback(rt.embedder.aclose)
             await rt.embedder.start()
-            store_open = getattr(rt.store, "open", None)
-            if store_open is not None:  # the Qdrant client
-                await store_open()
-                stack.push_async_callback(rt.store.aclose)  # type: ignore[attr-defined]
+            await rt.store.open()  # the Qdrant client; nothing for pgvector
+            stack.push_async_callback(rt.store.aclose)
             await rt.store.ensure_embedding_space(rt.embedder.model_name, rt.embedder.dimension)
             stack.push_async_callback(rt.fetcher.aclose)
             for service in (rt.sparse, rt.reranker):
@@ -151,9 +170,9 @@ class Runtime:
             if rt.sparse is not None and resume_jobs:
                 backfill = asyncio.create_task(rt._backfill_sparse_forever(), name="sparse-backfill")
                 stack.callback(backfill.cancel)
-            if settings.metrics_port and resume_jobs:  # servers only, not one-shot CLI commands
-                wrap = functools.partial(guard, settings=settings, bind_host=settings.mcp_host, metrics_only=True)
-                await stack.enter_async_context(rt.metrics.serve(settings.mcp_host, settings.metrics_port, wrap))
+            if settings.metrics_port and resume_jobs and metrics_guard is not None:  # servers, not one-shot commands
+                serving = rt.metrics.serve(settings.mcp_host, settings.metrics_port, metrics_guard)
+                await stack.enter_async_context(serving)
                 log.info("metrics on http://%s:%d/metrics", settings.mcp_host, settings.metrics_port)
             resumed = await rt.crawler.resume_orphans() if resume_jobs else []
             if resumed:
@@ -168,12 +187,9 @@ class Runtime:
 
     async def _backfill_sparse_forever(self) -> None:
         """Give chunks stored while SPLADE was down their postings, once it answers again."""
-        backfill = getattr(self.pipeline, "backfill_sparse", None)
-        if backfill is None:
-            return
         while True:
             try:
-                filled = await backfill()
+                filled = await self.pipeline.backfill_sparse()
                 if filled:
                     log.info("back-filled SPLADE vectors of %d chunks", filled)
             except WebIngestError as exc:
@@ -185,8 +201,8 @@ class Runtime:
         components: dict[str, Any] = {}
         counts: dict[str, int] = {}
         try:
-            await self.store.ping_database()
-            counts = await self.store.counts()
+            await self.store.catalog.ping()
+            counts = await self.store.catalog.counts()
             self.metrics.pages_stored.set(counts["pages"])
             self.metrics.chunks_stored.set(counts["chunks"])
             components["database"] = {
@@ -196,8 +212,7 @@ class Runtime:
             }
         except WebIngestError as exc:
             components["database"] = {"status": "error", "embedded": self.db.embedded, "detail": str(exc)}
-        if self.settings.vector_store == "qdrant":
-            components["qdrant"] = await self._qdrant_health()
+        components.update(await self.store.index.health())  # an index outside the database reports itself
         components["embedder"] = await self.embedder.health()
         optional: dict[str, str | None] = {}
         for name, service in (("splade", self.sparse), ("reranker", self.reranker)):
@@ -223,29 +238,15 @@ class Runtime:
             "embedding": {"model": self.embedder.model_name, "dimension": self.embedder.dimension},
         }
 
-    async def _qdrant_health(self) -> dict[str, Any]:
-        """Qdrant's status: reachable, points stored against chunks in PostgreSQL (a difference means run repair)."""
-        from mcp_web_ingest.storage.qdrant.store import QdrantStore, _redact
-
-        store = self.store
-        assert isinstance(store, QdrantStore)
-        info: dict[str, Any] = {
-            "url": _redact(store.location),
-            "mode": "local" if store.local else "server",
-            "collection": store.name,
-        }
-        try:
-            info["points"] = await store.point_count()
-        except WebIngestError as exc:
-            return {"status": "error", **info, "detail": str(exc)}
-        return {"status": "ok", **info}
-
 
 class RuntimeHolder:
     """Shares one Runtime among every MCP session of a process; opened on first use, closed after the last."""
 
-    def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
+    def __init__(
+        self, settings: Settings, runtime: Runtime | None = None, *, metrics_guard: MetricsGuard | None = None
+    ) -> None:
         self.settings = settings
+        self._metrics_guard = metrics_guard  # passed on to Runtime.open: METRICS_PORT is served behind it
         # A runtime passed in is owned by the caller: it counts as one permanent user and is never closed here.
         self._users = 1 if runtime is not None else 0
         self._lock = asyncio.Lock()
@@ -259,7 +260,9 @@ class RuntimeHolder:
             if self.runtime is None:
                 stack = contextlib.AsyncExitStack()
                 try:
-                    self.runtime = await stack.enter_async_context(Runtime.open(self.settings))
+                    self.runtime = await stack.enter_async_context(
+                        Runtime.open(self.settings, metrics_guard=self._metrics_guard)
+                    )
                 except BaseException:
                     await stack.aclose()
                     raise

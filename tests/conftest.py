@@ -104,9 +104,9 @@ async def clean(backend_runtime: Runtime) -> AsyncIterator[Runtime]:
     """
     await backend_runtime.store.truncate_all()
     yield backend_runtime
-    repair = getattr(backend_runtime.store, "repair", None)
-    if repair is not None and backend_runtime.store._client is not None:  # type: ignore[attr-defined]
-        report = await repair(dry_run=True)
+    index = backend_runtime.store.index
+    if index.outside_catalog and index.connected:  # only an index outside the catalog can drift from it
+        report = await index.repair(dry_run=True)
         assert report.in_sync, f"PostgreSQL and Qdrant drifted apart: {report}"
 
 

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.errors import StoreError
 from mcp_web_ingest.runtime import Runtime
+from mcp_web_ingest.search.request import SearchRequest
 from mcp_web_ingest.storage.backup import _split_password, backup, client_binary, restore
 
 from .conftest import free_port
@@ -49,9 +50,9 @@ async def _snapshot(settings: Settings, conninfo: str, index_urls: tuple[str, ..
         results = {}
         for query in QUERIES:
             for mode in ("hybrid", "dense", "lexical"):
-                out = await rt.pipeline.search(query, 5, None, None, mode, None)  # type: ignore[arg-type]
+                out = await rt.pipeline.search(SearchRequest.create(rt.settings, query, k=5, mode=mode))
                 results[(query, mode)] = [(h.chunk_id, h.page_id, h.url, h.anchor, h.score, h.text) for h in out.hits]
-        return {"results": results, "counts": await rt.store.counts()}
+        return {"results": results, "counts": await rt.store.catalog.counts()}
 
 
 async def test_backup_wipe_restore_roundtrip(

@@ -6,7 +6,6 @@ must leave the database exactly as it was.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,14 +13,16 @@ from typing import Any
 import pytest
 
 from mcp_web_ingest.errors import (
+    BlockedAddressError,
     ExtractError,
     FetchError,
     InvalidInputError,
     UnsupportedContentError,
 )
 from mcp_web_ingest.ingest.fetch import HttpFetcher
-from mcp_web_ingest.ingest.ssrf import BlockedAddressError
+from mcp_web_ingest.pipeline import PolicyPipeline
 from mcp_web_ingest.runtime import Runtime
+from mcp_web_ingest.search.request import SearchRequest
 
 from .conftest import free_port
 
@@ -162,11 +163,11 @@ def _fill(template: str, site_url: str) -> str:
 def _prepare(case: Case, clean: Runtime, site_url: str) -> tuple[Callable[[], Awaitable[Any]], HttpFetcher | None]:
     """The call of one case, and the fetcher to close: index_page with a fetcher of the case's settings, or search."""
     if case.url is None:
-        return (lambda: clean.pipeline.search(case.query, k=case.k)), None
+        return (lambda: clean.pipeline.search(SearchRequest.create(clean.settings, case.query, k=case.k))), None
     settings = clean.settings.model_copy(update={"fetch_retries": 2, **(case.settings or {})})
     fetcher = HttpFetcher(settings, retry_base_wait_s=0.01)
-    pipeline = copy.copy(clean.pipeline)  # same store and embedder; only the fetcher differs
-    pipeline.fetcher = fetcher  # type: ignore[misc]
+    # The runtime's store and embedder; only the fetcher differs.
+    pipeline = PolicyPipeline(clean.settings, fetcher, clean.embedder, clean.store, clean.metrics)
     # The site counts requests per key (/flaky, /ratelimited): a key per backend keeps the two runs independent.
     url = _fill(case.url, site_url).replace("key=", f"key={clean.settings.vector_store}-")
     return (lambda: pipeline.index_page(url)), fetcher
@@ -176,7 +177,7 @@ def _prepare(case: Case, clean: Runtime, site_url: str) -> tuple[Callable[[], Aw
 async def test_bad_input(case: Case, clean: Runtime, site_url: str) -> None:
     if case.url is None and case.error is None:
         await clean.pipeline.index_page(f"{site_url}/guide/install.html")  # something to find
-    before = await clean.store.counts()
+    before = await clean.store.catalog.counts()
     call, fetcher = _prepare(case, clean, site_url)
     try:
         if case.error is not None:
@@ -186,12 +187,12 @@ async def test_bad_input(case: Case, clean: Runtime, site_url: str) -> None:
             message = str(info.value)
             assert case.fragment in message, message
             assert message and len(message) < 2000  # a readable sentence, not a dump
-            assert await clean.store.counts() == before
+            assert await clean.store.catalog.counts() == before
         else:
             outcome = await call()
             assert case.check is not None and case.check(outcome), outcome
             if case.url is None:
-                assert await clean.store.counts() == before
+                assert await clean.store.catalog.counts() == before
     finally:
         if fetcher is not None:
             await fetcher.aclose()

@@ -14,6 +14,7 @@ from mcp_web_ingest.crawl.manager import CrawlStatus
 from mcp_web_ingest.errors import InvalidInputError
 from mcp_web_ingest.interface.server import create_server
 from mcp_web_ingest.runtime import Runtime, RuntimeHolder
+from mcp_web_ingest.search.request import SearchRequest
 
 pytestmark = pytest.mark.both_backends
 
@@ -61,9 +62,9 @@ async def test_crawl_discovers_respects_scope_and_reports_failures(clean: Runtim
     assert sum(1 for u in states if u.startswith("search.html")) == 1
     # the trap ends at max_depth
     assert max(int(u.rsplit("/", 1)[-1]) for u in states if u.startswith("trap/")) <= CRAWL.max_depth
-    counts = await clean.store.counts()
+    counts = await clean.store.catalog.counts()
     assert counts["pages"] == status.counts["indexed"] and counts["chunks"] == status.counts["chunks"]
-    res = await clean.pipeline.search("froobnicator sitemap only page", k=5)
+    res = await clean.pipeline.search(SearchRequest.create(clean.settings, "froobnicator sitemap only page", k=5))
     assert res.hits
 
 
@@ -72,7 +73,7 @@ async def test_recrawl_is_incremental_and_refresh_tracks_changes(clean: Runtime,
     second = await _crawl(clean, f"{site}/crawl/index.html")
     assert second.counts["indexed"] == 0 and second.counts["unchanged"] == first.counts["indexed"]
     assert second.changes["unchanged"] == first.counts["indexed"]
-    pages_before = (await clean.store.counts())["pages"]
+    pages_before = (await clean.store.catalog.counts())["pages"]
 
     async with aiohttp.ClientSession() as s:
         async with s.get(f"{site}/crawl/usage.html") as r:
@@ -86,8 +87,8 @@ async def test_recrawl_is_incremental_and_refresh_tracks_changes(clean: Runtime,
     refreshed = await clean.crawler.wait(job_id, 120)
     assert refreshed.kind == "refresh" and refreshed.state == "done"
     assert refreshed.changes == {"added": 0, "changed": 1, "unchanged": pages_before - 2, "removed": 1}
-    assert (await clean.store.counts())["pages"] == pages_before - 1
-    hit = (await clean.pipeline.search("quokka telemetry", k=1)).hits[0]
+    assert (await clean.store.catalog.counts())["pages"] == pages_before - 1
+    hit = (await clean.pipeline.search(SearchRequest.create(clean.settings, "quokka telemetry", k=1))).hits[0]
     assert hit.url.endswith("/crawl/usage.html") and hit.anchor == "new"
 
 
@@ -156,7 +157,7 @@ async def test_crawl_tools_over_mcp(clean: Runtime, site: str) -> None:
 
         res = await client.call_tool("delete_source", {"domain": "127.0.0.1"})
         assert res.structured_content["pages_deleted"] == job["counts"]["indexed"]
-        assert (await clean.store.counts())["chunks"] == 0
+        assert (await clean.store.catalog.counts())["chunks"] == 0
 
         res = await client.call_tool("crawl_status", {"job_id": "nope"})
         assert res.is_error and "No crawl job" in res.content[0].text

@@ -19,9 +19,9 @@ import pytest_asyncio
 from aiohttp import web
 
 from mcp_web_ingest.config import Settings
+from mcp_web_ingest.errors import BlockedAddressError
 from mcp_web_ingest.ingest.crawl4ai_client import Crawl4AIFetcher
 from mcp_web_ingest.ingest.fetch import HttpFetcher
-from mcp_web_ingest.ingest.ssrf import BlockedAddressError
 
 from .test_crawl4ai import CHROMIUM, RunnerProcess, _require_runner_venv
 

@@ -12,15 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_web_ingest.crawl.robots import RobotsRules, fetch_robots
-from mcp_web_ingest.crawl.seeds import (
-    analyze_page,
-    canonical_url,
-    discover_sitemap_urls,
-    extract_links,
-    fetch_llms_txt,
-    parse_llms_txt,
-    parse_sitemap,
-)
+from mcp_web_ingest.crawl.seeds import discover_sitemap_urls, fetch_llms_txt, parse_llms_txt, parse_sitemap
+from mcp_web_ingest.ingest.links import analyze_page, canonical_url, extract_links
 
 from .site import serve_site
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from mcp_web_ingest.config import Settings
-from mcp_web_ingest.encoders.dense import LocalEmbedder, OpenAIEmbedder, make_embedder, resolve_local_model_dir
+from mcp_web_ingest.encoders.dense import LocalEmbedder, OpenAIEmbedder, resolve_local_model_dir
 from mcp_web_ingest.errors import ConfigError, EmbeddingError
-from mcp_web_ingest.runtime import Runtime
+from mcp_web_ingest.runtime import Runtime, make_embedder
+from mcp_web_ingest.search.request import SearchRequest
 
 from .openai_compat import Behaviour, serve
 
@@ -204,7 +205,9 @@ async def test_runtime_with_openai_provider_indexes_and_searches(
         )
         async with Runtime.open(s) as rt:
             await rt.pipeline.index_page(f"{site_url}/guide/config.html")
-            res = await rt.pipeline.search("what happens to snapshots during compaction", k=3, mode="dense")
+            res = await rt.pipeline.search(
+                SearchRequest.create(rt.settings, "what happens to snapshots during compaction", k=3, mode="dense")
+            )
             assert res.hits[0].url.endswith("/guide/config.html")
             health = await rt.health()
             assert health["embedding"] == {"model": "text-embedding-3-small", "dimension": 384}

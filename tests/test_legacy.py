@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mcp_web_ingest.interface.server import HealthResult
-from mcp_web_ingest.legacy import LegacyPipeline
+from mcp_web_ingest.legacy import LEGACY
+from mcp_web_ingest.pipeline import PolicyPipeline
 from mcp_web_ingest.runtime import Runtime
+from mcp_web_ingest.search.request import SearchRequest
 
 pytestmark = pytest.mark.both_backends
 
@@ -27,7 +29,7 @@ async def _pipelines(rt: Runtime) -> dict[str, int]:
 
 
 async def test_legacy_pipeline_is_selected_and_reported(legacy: Runtime) -> None:
-    assert isinstance(legacy.pipeline, LegacyPipeline)
+    assert isinstance(legacy.pipeline, PolicyPipeline) and legacy.pipeline.policy is LEGACY
     health = HealthResult(**await legacy.health())
     assert health.pipeline == "legacy"
 
@@ -36,29 +38,31 @@ async def test_switching_both_ways_loses_nothing(clean: Runtime, legacy: Runtime
     unified = clean
     install, config = f"{site_url}/guide/install.html", f"{site_url}/guide/config.html"
     await unified.pipeline.index_page(install)
-    res = await legacy.pipeline.search("installing behind a corporate proxy", k=3)
+    res = await legacy.pipeline.search(
+        SearchRequest.create(legacy.settings, "installing behind a corporate proxy", k=3)
+    )
     assert res.hits[0].url == install and res.legs_used == ("dense",)
 
     out = await legacy.pipeline.index_page(config)
     assert out.chunk_count >= 1
-    res = await unified.pipeline.search("quux retention window precedence", k=3)
+    res = await unified.pipeline.search(SearchRequest.create(unified.settings, "quux retention window precedence", k=3))
     assert res.hits[0].url == config
     by_pipeline = await _pipelines(unified)
     assert set(by_pipeline) == {"unified", "legacy"}
-    counts = await unified.store.counts()
+    counts = await unified.store.catalog.counts()
 
     # Flip a few times: re-indexing unchanged pages from either side is a no-op, and counts stay exact.
     for rt in (legacy, unified, legacy, unified):
         for url in (install, config):
             assert (await rt.pipeline.index_page(url)).unchanged
-        assert await rt.store.counts() == counts
+        assert await rt.store.catalog.counts() == counts
         assert await _pipelines(rt) == by_pipeline
 
 
 async def test_legacy_chunks_have_no_heading_context_and_search_is_dense_only(legacy: Runtime, site_url: str) -> None:
     out = await legacy.pipeline.index_page(f"{site_url}/guide/install.html")
-    rows = await legacy.store.get_chunks(range(1, out.chunk_count + 100))
+    rows = await legacy.store.catalog.get_chunks(range(1, out.chunk_count + 100))
     assert rows and all(r.section_path == (out.title,) and r.anchor is None for r in rows.values())
-    res = await legacy.pipeline.search("froobnicator proxy", mode="lexical")
+    res = await legacy.pipeline.search(SearchRequest.create(legacy.settings, "froobnicator proxy", mode="lexical"))
     assert res.mode == "dense" and res.legs_used == ("dense",)
     assert res.notes and "legacy" in res.notes[0]

@@ -7,6 +7,7 @@ import pytest
 
 from mcp_web_ingest.errors import ExtractError, FetchError, InvalidInputError, StoreError
 from mcp_web_ingest.runtime import Runtime
+from mcp_web_ingest.search.request import SearchRequest
 
 from .conftest import hybrid_hit_legs
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.both_backends
 
 
 async def _counts(rt: Runtime) -> dict[str, int]:
-    return await rt.store.counts()
+    return await rt.store.catalog.counts()
 
 
 async def test_index_then_search_finds_section_with_deep_link(clean: Runtime, site_url: str) -> None:
@@ -25,7 +26,9 @@ async def test_index_then_search_finds_section_with_deep_link(clean: Runtime, si
     assert {"fetch", "extract", "chunk", "embed", "store", "total"} <= out.timings_ms.keys()
     await rt.pipeline.index_page(f"{site_url}/guide/config.html")
 
-    res = await rt.pipeline.search("how do I install it behind a corporate proxy", k=5)
+    res = await rt.pipeline.search(
+        SearchRequest.create(rt.settings, "how do I install it behind a corporate proxy", k=5)
+    )
     top = res.hits[0]
     assert top.url == f"{site_url}/guide/install.html"
     assert top.deep_link == f"{site_url}/guide/install.html#pip-behind-a-proxy"
@@ -33,7 +36,7 @@ async def test_index_then_search_finds_section_with_deep_link(clean: Runtime, si
     assert {leg.leg for leg in top.legs} == hybrid_hit_legs(rt, "dense", "lexical")
     assert res.legs_used == ("dense", "lexical")
 
-    res = await rt.pipeline.search("set retention windows from Python code", k=3)
+    res = await rt.pipeline.search(SearchRequest.create(rt.settings, "set retention windows from Python code", k=3))
     assert res.hits[0].url.endswith("/guide/config.html")
     assert res.hits[0].anchor == "setting-windows-from-python"
 
@@ -42,7 +45,9 @@ async def test_index_then_search_finds_section_with_deep_link(clean: Runtime, si
 async def test_each_mode_ranks_the_matching_page_first(clean: Runtime, site_url: str, mode: str) -> None:
     await clean.pipeline.index_page(f"{site_url}/guide/install.html")
     await clean.pipeline.index_page(f"{site_url}/guide/config.html")
-    res = await clean.pipeline.search("quux retention window precedence", k=3, mode=mode)  # type: ignore[arg-type]
+    res = await clean.pipeline.search(
+        SearchRequest.create(clean.settings, "quux retention window precedence", k=3, mode=mode)
+    )
     assert res.mode == mode
     assert res.hits and res.hits[0].url.endswith("/guide/config.html")
     allowed = hybrid_hit_legs(clean, "dense", "lexical") if mode == "hybrid" else {mode}
@@ -52,11 +57,15 @@ async def test_each_mode_ranks_the_matching_page_first(clean: Runtime, site_url:
 async def test_filters_by_collection_and_url_prefix(clean: Runtime, site_url: str) -> None:
     await clean.pipeline.index_page(f"{site_url}/guide/install.html", collection="install-docs")
     await clean.pipeline.index_page(f"{site_url}/guide/config.html")
-    res = await clean.pipeline.search("quux retention", collection="install-docs")
+    res = await clean.pipeline.search(SearchRequest.create(clean.settings, "quux retention", collection="install-docs"))
     assert res.hits and all(h.collection == "install-docs" and h.url.endswith("install.html") for h in res.hits)
-    res = await clean.pipeline.search("froobnicator install", url_prefix=f"{site_url}/guide/config")
+    res = await clean.pipeline.search(
+        SearchRequest.create(clean.settings, "froobnicator install", url_prefix=f"{site_url}/guide/config")
+    )
     assert res.hits and all(h.url.endswith("config.html") for h in res.hits)
-    res = await clean.pipeline.search("froobnicator", collection="no-such-collection")
+    res = await clean.pipeline.search(
+        SearchRequest.create(clean.settings, "froobnicator", collection="no-such-collection")
+    )
     assert res.hits == ()
 
 
@@ -82,7 +91,7 @@ async def test_unchanged_page_is_not_reembedded_and_changed_page_reuses_vectors(
     assert not changed.unchanged and changed.page_id == first.page_id
     assert changed.reused_vectors >= 1
     assert (await _counts(rt))["pages"] == 1
-    res = await rt.pipeline.search("zymurgic appendix", k=1)
+    res = await rt.pipeline.search(SearchRequest.create(rt.settings, "zymurgic appendix", k=1))
     assert res.hits[0].anchor == "added"
 
 
@@ -153,21 +162,21 @@ async def test_unreachable_host_and_empty_page(clean: Runtime, site_url: str) ->
 )
 async def test_bad_search_arguments(clean: Runtime, kwargs: dict, fragment: str) -> None:
     with pytest.raises(InvalidInputError) as info:
-        await clean.pipeline.search(**kwargs)
+        await clean.pipeline.search(SearchRequest.create(clean.settings, **kwargs))
     assert fragment in str(info.value)
 
 
 async def test_results_fit_the_character_budget(clean: Runtime, site_url: str) -> None:
     await clean.pipeline.index_page(f"{site_url}/guide/install.html")
     await clean.pipeline.index_page(f"{site_url}/guide/config.html")
-    res = await clean.pipeline.search("froobnicator", k=10, max_chars=600)
+    res = await clean.pipeline.search(SearchRequest.create(clean.settings, "froobnicator", k=10, max_chars=600))
     assert res.truncated
     assert sum(len(h.text) for h in res.hits) <= 600
     assert 1 <= len(res.hits) <= 3  # the budget shows at most three 200-character snippets
 
 
 async def test_search_on_empty_index_returns_nothing(clean: Runtime) -> None:
-    res = await clean.pipeline.search("anything at all")
+    res = await clean.pipeline.search(SearchRequest.create(clean.settings, "anything at all"))
     assert res.hits == ()
 
 
@@ -176,17 +185,17 @@ async def test_failed_write_keeps_previous_version(clean: Runtime, site_url: str
     import numpy as np
 
     from mcp_web_ingest.models import Chunk
-    from mcp_web_ingest.storage.postgres.store import PageRecord
+    from mcp_web_ingest.storage.records import PageRecord
 
     url = f"{site_url}/guide/install.html"
     out = await clean.pipeline.index_page(url)
-    before = await clean.store.get_page("default", out.url)
+    before = await clean.store.catalog.get_page("default", out.url)
     assert before is not None
     bad = [Chunk(0, "a", ("t",), None, 1, "h0"), Chunk(1, "b", ("t",), None, 1, "h1")]
     vectors = [np.ones(384, dtype=np.float32), np.ones(5, dtype=np.float32)]
     with pytest.raises(StoreError):
         await clean.store.replace_page("default", PageRecord(out.url, "new", "x", "unified"), bad, vectors)
-    after = await clean.store.get_page("default", out.url)
+    after = await clean.store.catalog.get_page("default", out.url)
     assert after == before
     assert (await _counts(clean))["chunks"] == out.chunk_count
 
@@ -194,19 +203,23 @@ async def test_failed_write_keeps_previous_version(clean: Runtime, site_url: str
 async def test_python_docs_asyncio_gather_query(clean: Runtime, docs_url: str) -> None:
     for page in ("library/asyncio-task.html", "library/json.html", "library/itertools.html"):
         await clean.pipeline.index_page(f"{docs_url}/{page}")
-    res = await clean.pipeline.search("run several coroutines concurrently and collect their results", k=5)
+    res = await clean.pipeline.search(
+        SearchRequest.create(clean.settings, "run several coroutines concurrently and collect their results", k=5)
+    )
     assert res.hits[0].url.endswith("library/asyncio-task.html")
-    res = await clean.pipeline.search("serialize a Python object to a JSON formatted string", k=3)
+    res = await clean.pipeline.search(
+        SearchRequest.create(clean.settings, "serialize a Python object to a JSON formatted string", k=3)
+    )
     assert res.hits[0].url.endswith("library/json.html")
-    res = await clean.pipeline.search("itertools.groupby", k=5, mode="lexical")
+    res = await clean.pipeline.search(SearchRequest.create(clean.settings, "itertools.groupby", k=5, mode="lexical"))
     assert any("groupby" in h.text for h in res.hits[:3])
 
 
 async def test_chunk_limit_per_page(clean: Runtime, site_url: str) -> None:
-    from mcp_web_ingest.pipeline import UnifiedPipeline
+    from mcp_web_ingest.pipeline import PolicyPipeline
 
     small = clean.settings.model_copy(update={"max_chunks_per_page": 2})
-    pipeline = UnifiedPipeline(small, clean.fetcher, clean.embedder, clean.store, clean.metrics)
+    pipeline = PolicyPipeline(small, clean.fetcher, clean.embedder, clean.store, clean.metrics)
     with pytest.raises(ExtractError, match="MAX_CHUNKS_PER_PAGE=2"):
         await pipeline.index_page(f"{site_url}/guide/install.html")
     assert (await _counts(clean))["pages"] == 0

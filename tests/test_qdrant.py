@@ -1,4 +1,4 @@
-"""Only the Qdrant store: point ids = chunk ids, two-store consistency and repair, Qdrant down, cluster options.
+"""Only the Qdrant index: point ids = chunk ids, two-store consistency and repair, Qdrant down, cluster options.
 
 The shared behaviour (index, search, crawl, legacy switch, SPLADE, tools) runs on both backends in the modules marked
 both_backends; every one of those tests also checks that PostgreSQL and Qdrant end in sync (see conftest.clean).
@@ -23,20 +23,22 @@ from mcp_web_ingest.crawl.jobs import CrawlParams
 from mcp_web_ingest.errors import StoreError, VectorStoreError
 from mcp_web_ingest.models import Chunk
 from mcp_web_ingest.runtime import Runtime
-from mcp_web_ingest.storage.postgres.store import PageRecord
-from mcp_web_ingest.storage.qdrant.store import QdrantStore, collection_options
+from mcp_web_ingest.search.request import SearchRequest
+from mcp_web_ingest.storage.qdrant.collection import collection_options
+from mcp_web_ingest.storage.qdrant.index import QdrantIndex
+from mcp_web_ingest.storage.records import PageRecord
 
 from .conftest import free_port
 
 
-def _store(rt: Runtime) -> QdrantStore:
-    assert isinstance(rt.store, QdrantStore)
-    return rt.store
+def _index(rt: Runtime) -> QdrantIndex:
+    assert isinstance(rt.store.index, QdrantIndex)
+    return rt.store.index
 
 
 async def _point_ids(rt: Runtime) -> set[int]:
-    store = _store(rt)
-    points, _ = await store._client.scroll(store.name, limit=10_000)  # type: ignore[union-attr]
+    index = _index(rt)
+    points, _ = await index._client.scroll(index.name, limit=10_000)  # type: ignore[union-attr]
     return {int(p.id) for p in points}
 
 
@@ -84,11 +86,11 @@ async def test_points_follow_chunks_through_replace_and_delete(qrt: Runtime, sit
     assert second.isdisjoint(first) and await _point_ids(qrt) == second
 
     await qrt.pipeline.index_page(f"{site_url}/guide/config.html", collection="other")
-    res = await qrt.pipeline.search("retention window", collection="other", k=5)
+    res = await qrt.pipeline.search(SearchRequest.create(qrt.settings, "retention window", collection="other", k=5))
     assert res.hits and all(h.collection == "other" for h in res.hits)
     deleted = await qrt.store.delete_source("other")
     assert deleted == 1 and await _point_ids(qrt) == second
-    assert (await _store(qrt).repair(dry_run=True)).in_sync
+    assert (await _index(qrt).repair(dry_run=True)).in_sync
 
 
 async def test_failed_row_write_removes_the_points_it_wrote(qrt: Runtime, site_url: str) -> None:
@@ -105,31 +107,32 @@ async def test_failed_row_write_removes_the_points_it_wrote(qrt: Runtime, site_u
 async def test_repair_finds_and_fixes_every_kind_of_drift(qrt: Runtime, site_url: str) -> None:
     await qrt.pipeline.index_page(f"{site_url}/guide/install.html")
     await qrt.pipeline.index_page(f"{site_url}/guide/config.html")
-    store, client = _store(qrt), _store(qrt)._client
+    index, client = _index(qrt), _index(qrt)._client
     assert client is not None
     ids = sorted(await _chunk_ids(qrt))
-    config_ids = [i for i, c in (await qrt.store.get_chunks(ids)).items() if c.url.endswith("config.html")]
+    config_ids = [i for i, c in (await qrt.store.catalog.get_chunks(ids)).items() if c.url.endswith("config.html")]
     # A crash between the two writes: points missing for committed rows, points left without rows, and a point
     # carrying another page's payload (what a database restore to an older backup leaves behind).
-    await client.delete(store.name, points_selector=qm.PointIdsList(points=config_ids), wait=True)
+    await client.delete(index.name, points_selector=qm.PointIdsList(points=config_ids), wait=True)
     await client.upsert(
-        store.name,
+        index.name,
         points=[qm.PointStruct(id=999_001, vector={"dense": [0.1] * 384}, payload={"url": "gone", "collection": "x"})],
         wait=True,
     )
-    await client.set_payload(store.name, payload={"url": "http://elsewhere/"}, points=[ids[0]], wait=True)
+    await client.set_payload(index.name, payload={"url": "http://elsewhere/"}, points=[ids[0]], wait=True)
 
-    res = await qrt.pipeline.search("quux retention window precedence", k=3)
+    res = await qrt.pipeline.search(SearchRequest.create(qrt.settings, "quux retention window precedence", k=3))
     assert not any(h.url.endswith("config.html") for h in res.hits)  # the drift is visible to search
 
-    report = await store.repair(dry_run=True)
-    assert report.missing == sorted(config_ids) and report.orphans == [999_001] and report.mismatched == [ids[0]]
+    report = await index.repair(dry_run=True)
+    assert report.missing == tuple(sorted(config_ids)) and report.orphans == (999_001,)
+    assert report.mismatched == (ids[0],)
     assert not report.fixed and await _point_ids(qrt) != set(ids)
 
-    fixed = await store.repair()
-    assert fixed.fixed and (await store.repair(dry_run=True)).in_sync
+    fixed = await index.repair()
+    assert fixed.fixed and (await index.repair(dry_run=True)).in_sync
     assert await _point_ids(qrt) == set(ids)
-    res = await qrt.pipeline.search("quux retention window precedence", k=3)
+    res = await qrt.pipeline.search(SearchRequest.create(qrt.settings, "quux retention window precedence", k=3))
     assert res.hits[0].url.endswith("config.html")
 
 
@@ -137,11 +140,11 @@ async def test_rrf_weights_reach_qdrant(qrt: Runtime, site_url: str) -> None:
     for page in ("guide/install.html", "guide/config.html", "index.html"):
         await qrt.pipeline.index_page(f"{site_url}/{page}")
     query = "proxy settings"
-    lexical = await qrt.pipeline.search(query, k=6, mode="lexical")
-    equal = await qrt.pipeline.search(query, k=6, mode="hybrid")
+    lexical = await qrt.pipeline.search(SearchRequest.create(qrt.settings, query, k=6, mode="lexical"))
+    equal = await qrt.pipeline.search(SearchRequest.create(qrt.settings, query, k=6, mode="hybrid"))
     no_dense = qrt.settings.model_copy(update={"fusion_weight_dense": 0.0})
     async with Runtime.open(no_dense, resume_jobs=False) as rt:
-        fused = await rt.pipeline.search(query, k=6, mode="hybrid")
+        fused = await rt.pipeline.search(SearchRequest.create(rt.settings, query, k=6, mode="hybrid"))
     # With the dense leg weighted 0, Qdrant's fusion puts the lexical leg's ranking first (dense-only hits trail).
     lexical_ids = [h.chunk_id for h in lexical.hits]
     assert [h.chunk_id for h in fused.hits][: len(lexical_ids)] == lexical_ids
@@ -156,10 +159,10 @@ async def test_qdrant_down_is_a_clear_error_and_stores_nothing(settings: Setting
         assert health["status"] == "error" and health["components"]["qdrant"]["status"] == "error"
         assert "127.0.0.1" in health["components"]["qdrant"]["detail"]
         with pytest.raises(VectorStoreError, match=r"Qdrant .* failed during .*running and reachable"):
-            await rt.pipeline.search("anything")
+            await rt.pipeline.search(SearchRequest.create(rt.settings, "anything"))
         with pytest.raises(VectorStoreError):
             await rt.pipeline.index_page(f"{site_url}/guide/install.html")
-        assert (await rt.store.counts())["pages"] == 0
+        assert (await rt.store.catalog.counts())["pages"] == 0
 
 
 @pytest.fixture
@@ -178,8 +181,8 @@ async def disk_runtime(settings: Settings, tmp_path: Path) -> AsyncIterator[Runt
 
 
 async def test_crawl_pauses_while_qdrant_is_away_and_resumes(disk_runtime: Runtime, site_url: str) -> None:
-    rt, store = disk_runtime, _store(disk_runtime)
-    await store.aclose()  # Qdrant goes away before the crawl starts
+    rt, index = disk_runtime, _index(disk_runtime)
+    await index.aclose()  # Qdrant goes away before the crawl starts
     job_id = await rt.crawler.start(f"{site_url}/guide/install.html", CrawlParams(max_depth=1, max_pages=4))
     for _ in range(100):
         status = await rt.crawler.status(job_id)
@@ -191,12 +194,12 @@ async def test_crawl_pauses_while_qdrant_is_away_and_resumes(disk_runtime: Runti
     status = await rt.crawler.status(job_id)
     assert status.state == "paused" and status.counts["failed"] == 0 and status.counts["indexed"] == 0
 
-    await store.open()  # Qdrant is back
+    await index.open()  # Qdrant is back
     status = await rt.crawler.wait(job_id, 60)
     assert status.state == "done" and status.counts["failed"] == 0 and status.counts["indexed"] >= 2
-    counts = await rt.store.counts()
+    counts = await rt.store.catalog.counts()
     assert counts["pages"] == status.counts["indexed"] and counts["chunks"] == status.counts["chunks"]
-    assert (await store.repair(dry_run=True)).in_sync
+    assert (await index.repair(dry_run=True)).in_sync
 
 
 async def test_switching_vector_store_both_ways_loses_nothing(
@@ -208,15 +211,18 @@ async def test_switching_vector_store_both_ways_loses_nothing(
     async with Runtime.open(pg, resume_jobs=False) as rt:
         await rt.pipeline.index_page(install)
     async with Runtime.open(qd, resume_jobs=False) as rt:
-        assert (await rt.pipeline.search("install behind a proxy", k=3)).hits == ()  # Qdrant is still empty
-        assert (await _store(rt).repair()).fixed  # the switch: copy the vectors over, no embedding
-        assert (await rt.pipeline.search("install behind a proxy", k=3)).hits[0].url == install
+        request = SearchRequest.create(rt.settings, "install behind a proxy", k=3)
+        assert (await rt.pipeline.search(request)).hits == ()  # Qdrant is still empty
+        assert (await _index(rt).repair()).fixed  # the switch: copy the vectors over, no embedding
+        assert (await rt.pipeline.search(request)).hits[0].url == install
         await rt.pipeline.index_page(config)
     async with Runtime.open(pg, resume_jobs=False) as rt:  # and back: written under Qdrant, found by pgvector
         for mode in ("dense", "lexical", "hybrid"):
-            res = await rt.pipeline.search("quux retention window precedence", k=3, mode=mode)  # type: ignore[arg-type]
+            res = await rt.pipeline.search(
+                SearchRequest.create(rt.settings, "quux retention window precedence", k=3, mode=mode)
+            )
             assert res.hits[0].url == config, mode
-        assert (await rt.store.counts())["pages"] == 2
+        assert (await rt.store.catalog.counts())["pages"] == 2
 
 
 async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:

@@ -104,7 +104,7 @@ async def test_the_limits_allow_a_full_list_of_ordinary_patterns(clean: Runtime,
 
 async def test_a_stored_job_with_a_refused_pattern_fails_cleanly(clean: Runtime, evil_site: str) -> None:
     # Jobs persist their patterns; one stored before these limits must fail with the reason, not crash its task.
-    collection_id = await clean.store.ensure_collection("default")
+    collection_id = await clean.store.catalog.ensure_collection("default")
     params = CrawlParams(max_depth=1, max_pages=5, include=(r"(a)\1",), use_sitemap=False)
     job_id = await clean.jobs.create(collection_id, "crawl", f"{evil_site}/", params)
     await clean.jobs.admit(job_id, [(f"{evil_site}/", 0, "start", None)], 5)

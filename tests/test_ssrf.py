@@ -18,10 +18,10 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from mcp_web_ingest.config import Settings, load_settings
-from mcp_web_ingest.errors import FetchError
+from mcp_web_ingest.errors import BlockedAddressError, FetchError
 from mcp_web_ingest.ingest.crawl4ai_client import Crawl4AIFetcher
 from mcp_web_ingest.ingest.fetch import HttpFetcher
-from mcp_web_ingest.ingest.ssrf import AddressPolicy, BlockedAddressError, GuardedResolver, guarded_session
+from mcp_web_ingest.ingest.ssrf import AddressPolicy, GuardedResolver, guarded_session
 
 from .site import serve_site
 

@@ -11,14 +11,8 @@ from hypothesis import strategies as st
 
 from mcp_web_ingest.ingest.chunking import chunk_page
 from mcp_web_ingest.ingest.extract import extract_page
-from mcp_web_ingest.ingest.symbols import (
-    PageContext,
-    Symbol,
-    extract_page_symbols,
-    extract_symbols,
-    is_symbol_like,
-    symbol_keys,
-)
+from mcp_web_ingest.ingest.symbols import PageContext, extract_page_symbols, extract_symbols, is_symbol_like
+from mcp_web_ingest.models import Symbol, symbol_keys
 
 DOCS = Path("/usr/share/doc/python3.11/html")
 SITE = Path(__file__).parent / "site_pages"

@@ -6,6 +6,7 @@ import pytest
 import pytest_asyncio
 
 from mcp_web_ingest.runtime import Runtime
+from mcp_web_ingest.search.request import SearchRequest
 
 pytestmark = pytest.mark.both_backends
 
@@ -33,7 +34,7 @@ async def docs(backend_runtime: Runtime, docs_url: str) -> Runtime:
     ],
 )
 async def test_symbol_query_puts_the_defining_chunk_first(docs: Runtime, query: str, page: str, anchor: str) -> None:
-    res = await docs.pipeline.search(query, k=5)
+    res = await docs.pipeline.search(SearchRequest.create(docs.settings, query, k=5))
     top = res.hits[0]
     assert top.url.endswith(page)
     assert f"`{query}(" in top.text or f"{query}(" in top.text  # the chunk with the API signature
@@ -41,10 +42,14 @@ async def test_symbol_query_puts_the_defining_chunk_first(docs: Runtime, query: 
 
 
 async def test_symbol_filter_keeps_only_chunks_defining_or_using_it(docs: Runtime) -> None:
-    res = await docs.pipeline.search("run tasks concurrently", k=10, symbol="asyncio.gather")
+    res = await docs.pipeline.search(
+        SearchRequest.create(docs.settings, "run tasks concurrently", k=10, symbol="asyncio.gather")
+    )
     assert res.hits and all(h.url.endswith("asyncio-task.html") for h in res.hits)
     assert all("gather" in h.text for h in res.hits)
-    none = await docs.pipeline.search("run tasks concurrently", symbol="no_such_symbol_anywhere")
+    none = await docs.pipeline.search(
+        SearchRequest.create(docs.settings, "run tasks concurrently", symbol="no_such_symbol_anywhere")
+    )
     assert none.hits == ()
 
 
@@ -59,7 +64,9 @@ async def test_symbols_are_stored_per_chunk(docs: Runtime) -> None:
 
 
 async def test_natural_language_queries_are_not_pinned(docs: Runtime) -> None:
-    res = await docs.pipeline.search("how do I group consecutive items by a key", k=5)
+    res = await docs.pipeline.search(
+        SearchRequest.create(docs.settings, "how do I group consecutive items by a key", k=5)
+    )
     assert all(leg.leg != "symbol" for h in res.hits for leg in h.legs)
     assert res.hits[0].url.endswith("itertools.html")
 

@@ -51,14 +51,14 @@ def _text(result: object) -> str:
 async def test_control_characters_are_input_errors_on_every_tool(
     clean: Runtime, tool: str, args: dict, param: str, bad: str
 ) -> None:
-    before = await clean.store.counts()
+    before = await clean.store.catalog.counts()
     value: object = [bad] if param in ("include", "exclude") else bad
     async with connect(clean, "legacy") as client:
         result = await client.call_tool(tool, {**args, param: value})
     assert result.is_error
     text = _text(result)
     assert f"Parameter '{param}'" in text and "control character" in text, text
-    assert await clean.store.counts() == before
+    assert await clean.store.catalog.counts() == before
 
 
 async def test_every_tool_answers_a_closed_database_with_a_clear_message(

@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mcp_web_ingest.errors import WebIngestError
 from mcp_web_ingest.ingest.extract import extract_page
 from mcp_web_ingest.models import Chunk, ExtractedPage, sha256_hex
-from mcp_web_ingest.storage.postgres.store import PageRecord, SearchFilter
+from mcp_web_ingest.search.request import SearchRequest
+from mcp_web_ingest.storage.records import PageRecord, SearchFilter
 from tools.eval import (
     DEFAULT_DOCS,
     DEFAULT_MODES,
@@ -144,12 +145,13 @@ async def search_latency(
     """End-to-end pipeline.search latency per mode (k=10) over the queries, after one warm-up pass."""
     out = {}
     for mode in modes:
-        for q in queries[:3]:
-            await runtime.pipeline.search(q, k=10, mode=mode)
+        requests = [SearchRequest.create(runtime.settings, q, k=10, mode=mode) for q in queries]
+        for request in requests[:3]:
+            await runtime.pipeline.search(request)
         samples = []
         for _ in range(rounds):
-            for q in queries:
-                samples.append((await timed(lambda q=q, mode=mode: runtime.pipeline.search(q, k=10, mode=mode)))[1])
+            for request in requests:
+                samples.append((await timed(lambda r=request: runtime.pipeline.search(r)))[1])
         out[mode] = latency_summary(samples)
     return out
 
@@ -163,8 +165,8 @@ async def search_floor(runtime: Any, queries: Sequence[str], rounds: int = 2) ->
     for _ in range(rounds):
         for q, v in zip(queries, vectors, strict=True):
             embed_ms.append((await timed(lambda q=q: runtime.embedder.embed_query(q)))[1])
-            dense_ms.append((await timed(lambda v=v: runtime.store.dense_candidates(v, n, where)))[1])
-            lexical_ms.append((await timed(lambda q=q: runtime.store.lexical_candidates(q, n, where)))[1])
+            dense_ms.append((await timed(lambda v=v: runtime.store.index.dense_candidates(v, n, where)))[1])
+            lexical_ms.append((await timed(lambda q=q: runtime.store.index.lexical_candidates(q, n, where)))[1])
     return {
         "embed_query": latency_summary(embed_ms),
         "dense_sql": latency_summary(dense_ms),
@@ -261,12 +263,12 @@ async def run_bench(
     first["cpu_s"] = round(time.process_time() - cpu, 2)
     again = await index_pages(runtime, urls, concurrency)
     e2e_cps = first["chunks"] / max(first["seconds"], 1e-9)
-    counts = await runtime.store.counts()
+    counts = await runtime.store.catalog.counts()
     real_search = await search_latency(runtime, queries, rounds=rounds)
     real_floor = await search_floor(runtime, queries, rounds)
     single_stats = await single_page_latency(runtime, urls[: max(0, single)])
     synth = await insert_synthetic(runtime, [c.text for c in chunks] or ["synthetic text"], synthetic)
-    synth_counts = await runtime.store.counts()
+    synth_counts = await runtime.store.catalog.counts()
     synth_search = await search_latency(runtime, queries, rounds=rounds)
     synth_floor = await search_floor(runtime, queries, rounds)
     return {

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mcp_web_ingest.errors import WebIngestError
 from mcp_web_ingest.ingest.extract import extract_page
 from mcp_web_ingest.ingest.urls import normalize_url
+from mcp_web_ingest.search.request import SearchRequest
 
 DEFAULT_DOCS = Path("/usr/share/doc/python3.11/html")
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent / "eval_questions" / "python_docs.jsonl"
@@ -204,7 +205,8 @@ async def index_pages(
 async def search_pages(runtime: Any, query: str, mode: str, k: int, collection: str | None) -> tuple[list[str], float]:
     """Page URLs of one search, deduplicated in rank order, and the time the search took (ms)."""
     started = time.perf_counter()
-    outcome = await runtime.pipeline.search(query, k=k, mode=mode, collection=collection, max_chars=200_000)
+    request = SearchRequest.create(runtime.settings, query, k=k, mode=mode, collection=collection, max_chars=200_000)
+    outcome = await runtime.pipeline.search(request)
     ms = (time.perf_counter() - started) * 1000
     return dedupe(normalize_url(h.url) for h in outcome.hits), ms
 
@@ -309,7 +311,7 @@ async def evaluate(
         "questions": len(questions),
         "pages": len(pages),
         "indexing": indexing,
-        "counts": await runtime.store.counts(),
+        "counts": await runtime.store.catalog.counts(),
         "summary": {m: aggregate(rows) for m, rows in per_mode.items()},
         "per_question": per_mode,
     }
@@ -321,7 +323,7 @@ def make_settings(data_dir: Path) -> Any:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     overrides: dict[str, Any] = {"data_dir": data_dir.resolve()}
-    if "allow_private_networks" in Settings.model_fields:  # the docs are served on 127.0.0.1 (SSRF guard, #8)
+    if "allow_private_networks" in Settings.model_fields:  # the docs are served on 127.0.0.1 (SSRF guard)
         overrides["allow_private_networks"] = True
     return load_settings(**overrides)
 

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mcp_web_ingest.errors import ExtractError
 from mcp_web_ingest.ingest.chunking import chunk_page
 from mcp_web_ingest.ingest.extract import extract_page
-from mcp_web_ingest.ingest.symbols import extract_page_symbols, symbol_keys
-from mcp_web_ingest.models import Chunk
+from mcp_web_ingest.ingest.symbols import extract_page_symbols
+from mcp_web_ingest.models import Chunk, symbol_keys
 
 # (qualified name, page that documents it)
 KNOWN = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import time
@@ -15,13 +14,15 @@ import aiohttp
 import psutil
 
 from mcp_web_ingest.config import Settings
-from mcp_web_ingest.crawl.discovery import JobNotes, RobotsCache, discover_seeds
+from mcp_web_ingest.crawl.discovery import RobotsCache, discover_seeds
 from mcp_web_ingest.crawl.jobs import TERMINAL, CrawlParams, JobRow, JobStore
 from mcp_web_ingest.crawl.politeness import HostLimiter
 from mcp_web_ingest.crawl.robots import RobotsRules
+from mcp_web_ingest.crawl.run import JobRun
 from mcp_web_ingest.crawl.scope import CrawlScope
 from mcp_web_ingest.crawl.status import CrawlStatus, build_status, status_dict
 from mcp_web_ingest.errors import (
+    BlockedAddressError,
     ExtractError,
     FetchError,
     InvalidInputError,
@@ -29,11 +30,12 @@ from mcp_web_ingest.errors import (
     VectorStoreError,
     WebIngestError,
 )
-from mcp_web_ingest.ingest.ssrf import BlockedAddressError, guarded_session
+from mcp_web_ingest.ingest.ssrf import guarded_session
 from mcp_web_ingest.ingest.urls import Credentials, normalize_url, same_origin, split_credentials, validate_url
 from mcp_web_ingest.metrics import Metrics
 from mcp_web_ingest.pipeline import Pipeline
-from mcp_web_ingest.storage.postgres.store import PostgresStore, validate_collection
+from mcp_web_ingest.storage.interfaces import Store
+from mcp_web_ingest.storage.records import validate_collection
 
 __all__ = ["CrawlManager", "CrawlStatus", "status_dict"]
 
@@ -41,40 +43,14 @@ log = logging.getLogger(__name__)
 
 StatusCallback = Callable[["CrawlStatus"], Awaitable[None]]
 STALE_HEARTBEAT_S = 30.0
-STORE_RETRY_MIN_S = 1.0  # a paused crawl probes the store this often at first...
-STORE_RETRY_MAX_S = 10.0  # ...backing off to this
 HEARTBEAT_EVERY_S = 3.0
-
-
-def _parse_lastmod(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-class _JobRun:
-    """The state of one job while this process runs it."""
-
-    def __init__(self, job: JobRow, scope: CrawlScope) -> None:
-        self.job = job
-        self.scope = scope
-        self.cancelled = asyncio.Event()
-        self.changed = asyncio.Event()
-        self.in_flight = 0
-        self.notes = JobNotes()  # caveats for the job's status: robots.txt treated as absent, sitemaps skipped
-        self.robots: RobotsCache | None = None
-        self.paused: str | None = None  # why the job waits (the vector store is unreachable), while it does
 
 
 class CrawlManager:
     """Starts, runs, resumes, reports and cancels crawl jobs; every job's frontier lives in PostgreSQL."""
 
     def __init__(
-        self, settings: Settings, store: PostgresStore, jobs: JobStore, pipeline: Pipeline, metrics: Metrics
+        self, settings: Settings, store: Store, jobs: JobStore, pipeline: Pipeline, metrics: Metrics
     ) -> None:
         self.settings = settings
         self.store = store
@@ -86,7 +62,7 @@ class CrawlManager:
             requests_per_second=settings.crawl_requests_per_second or None,
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._runs: dict[str, _JobRun] = {}
+        self._runs: dict[str, JobRun] = {}
         self._credentials: dict[str, Credentials] = {}  # HTTP Basic of a start URL, sent to its origin only
         self._session: aiohttp.ClientSession | None = None
 
@@ -120,7 +96,7 @@ class CrawlManager:
     async def refresh(self, collection: str | None = None, url_prefix: str | None = None) -> str:
         """Re-crawl the stored pages of a collection (optionally under a URL prefix) with change detection."""
         collection = validate_collection(collection)
-        urls = await self.store.page_urls(collection, url_prefix)
+        urls = await self.store.catalog.page_urls(collection, url_prefix)
         if not urls:
             raise InvalidInputError(
                 f"Nothing to refresh: collection {collection!r} has no pages"
@@ -139,7 +115,7 @@ class CrawlManager:
                 f"{active} crawl jobs are already running (limit CRAWL_MAX_CONCURRENT_JOBS="
                 f"{self.settings.crawl_max_concurrent_jobs}); wait for one to finish or cancel one with cancel_crawl"
             )
-        collection_id = await self.store.ensure_collection(collection)
+        collection_id = await self.store.catalog.ensure_collection(collection)
         job_id = await self.jobs.create(collection_id, kind, start_url, params)
         await self.jobs.admit(job_id, seeds, limit=max(params.max_pages, len(seeds)))
         self._launch(job_id)
@@ -156,12 +132,7 @@ class CrawlManager:
             self._launch(job.id)
         status = await build_status(self.jobs, job)
         run = self._runs.get(job.id)
-        if run is not None and run.paused and not status.finished:
-            why = f"paused: {run.paused} — the job resumes by itself when the store answers; nothing is lost"
-            status = dataclasses.replace(status, state="paused", error=why)
-        elif run is not None and not status.finished:
-            status = dataclasses.replace(status, notes=run.notes.all())
-        return status
+        return run.live_status(status) if run is not None else status
 
     async def cancel(self, job_id: str) -> CrawlStatus:
         """Cancel a queued or running job; pages already indexed stay."""
@@ -253,7 +224,7 @@ class CrawlManager:
         except InvalidInputError as exc:  # a job stored by an older version may hold patterns refused now
             await self.jobs.finish(job_id, "failed", str(exc))
             return
-        run = _JobRun(job, scope)
+        run = JobRun(job, scope)
         run.robots = RobotsCache(
             self.settings, self._http, run.notes, respect=p.respect_robots, on_rules=self._on_robots
         )
@@ -285,7 +256,7 @@ class CrawlManager:
             self._credentials.pop(job_id, None)
             self.metrics.crawl_jobs_running.dec()
 
-    async def _heartbeat(self, run: _JobRun) -> None:
+    async def _heartbeat(self, run: JobRun) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_EVERY_S)
             with contextlib.suppress(Exception):
@@ -293,7 +264,7 @@ class CrawlManager:
                     run.cancelled.set()
                     run.changed.set()
 
-    async def _discover(self, run: _JobRun) -> None:
+    async def _discover(self, run: JobRun) -> None:
         """Seed the frontier from sitemaps and llms.txt (depth 1), within scope and robots."""
         job = run.job
         assert run.robots is not None
@@ -302,14 +273,14 @@ class CrawlManager:
         admitted = [(u, 1, src, lm) for u, (_, src, lm) in zip(keep, found, strict=True) if u is not None]
         await self.jobs.admit(job.id, admitted, job.params.max_pages)
 
-    async def _robots(self, run: _JobRun, url: str) -> RobotsRules:
+    async def _robots(self, run: JobRun, url: str) -> RobotsRules:
         assert run.robots is not None
         return await run.robots.rules(url)
 
     def _on_robots(self, url: str, rules: RobotsRules) -> None:
         self.limiter.set_crawl_delay(url, rules.crawl_delay)
 
-    async def _worker(self, run: _JobRun) -> None:
+    async def _worker(self, run: JobRun) -> None:
         while not run.cancelled.is_set():
             claimed = await self.jobs.next_url(run.job.id)
             if claimed is None:
@@ -331,7 +302,7 @@ class CrawlManager:
                 run.in_flight -= 1
                 run.changed.set()
 
-    async def _process(self, run: _JobRun, url: str, depth: int) -> None:
+    async def _process(self, run: JobRun, url: str, depth: int) -> None:
         job, p = run.job, run.job.params
         record = self.jobs.record
         if depth > 0 and job.kind == "crawl" and (why := await run.scope.check_async(url)) is not None:
@@ -355,7 +326,7 @@ class CrawlManager:
             await record(job.id, url, "failed", reason=f"blocked address: {exc}")
             return
         except FetchError as exc:
-            stored = await self.store.get_page(job.collection, url) if job.kind == "refresh" else None
+            stored = await self.store.catalog.get_page(job.collection, url) if job.kind == "refresh" else None
             if stored is not None and exc.status in (404, 410):
                 await self.store.delete_page(stored.id)
                 await record(job.id, url, "removed", change="removed", reason=f"HTTP {exc.status}: page removed")
@@ -367,7 +338,7 @@ class CrawlManager:
         except VectorStoreError as exc:
             # Not the page's fault: put it back in the frontier and wait for the store instead of failing pages.
             await record(job.id, url, "queued", reason=f"waiting for the vector store: {exc}")
-            await self._wait_for_store(run, str(exc))
+            await run.wait_for_store(self.store.ping, str(exc))
             return
         except WebIngestError as exc:
             await record(job.id, url, "failed", reason=str(exc))
@@ -381,9 +352,9 @@ class CrawlManager:
             await record(job.id, url, state, change=out.change, page_id=out.page_id, chunks=out.chunk_count)
         links = out.links
         if out.links and out.change not in ("duplicate", "canonical"):
-            await self.store.set_links(out.page_id, out.links)
+            await self.store.catalog.set_links(out.page_id, out.links)
         elif out.unchanged:
-            links = await self.store.get_links(out.page_id)  # a 304 has no body: follow the links seen last time
+            links = await self.store.catalog.get_links(out.page_id)  # a 304 has no body: follow the last links
         if job.kind != "crawl":
             return
         candidates = [(out.canonical_url, depth, "canonical")] if out.canonical_url else []
@@ -392,22 +363,3 @@ class CrawlManager:
         keep = await run.scope.admissible([link for link, _, _ in candidates])
         admitted = [(u, d, src, None) for u, (_, d, src) in zip(keep, candidates, strict=True) if u is not None]
         await self.jobs.admit(job.id, admitted, p.max_pages)
-
-    async def _wait_for_store(self, run: _JobRun, reason: str) -> None:
-        """Pause this worker until the stores answer again (or the job is cancelled), probing with back-off."""
-        run.paused = reason
-        log.warning("crawl %s paused: %s", run.job.id, reason)
-        delay = STORE_RETRY_MIN_S
-        while not run.cancelled.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(run.cancelled.wait(), delay)
-            try:
-                await self.store.ping()
-            except WebIngestError as exc:
-                run.paused = str(exc)
-                delay = min(delay * 2, STORE_RETRY_MAX_S)
-                continue
-            break
-        if run.paused is not None:
-            log.info("crawl %s: the store answers again, resuming", run.job.id)
-        run.paused = None

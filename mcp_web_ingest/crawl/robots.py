@@ -12,25 +12,18 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from mcp_web_ingest.errors import FetchError
-from mcp_web_ingest.ingest.ssrf import BlockedAddressError
+from mcp_web_ingest.errors import BlockedAddressError, FetchError
+from mcp_web_ingest.ingest.links import product_token
 
-__all__ = ["MAX_ROBOTS_BYTES", "RobotsRules", "fetch_robots", "parse_robots", "product_token"]
+__all__ = ["MAX_ROBOTS_BYTES", "RobotsRules", "fetch_robots", "parse_robots"]
 
 # RFC 9309 §2.5: a crawler MUST parse at least the first 500 KiB.
 MAX_ROBOTS_BYTES = 512 * 1024
 MAX_REDIRECTS = 5  # RFC 9309 §2.3.1.2: follow at least five consecutive redirects
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
-_TOKEN = re.compile(r"[A-Za-z_-]+")
 _LINE = re.compile(r"^\s*([A-Za-z_-]+)\s*:\s*(.*?)\s*$")
 _MAX_RULE_CHARS = 2048  # a longer rule cannot match a URL this package would fetch (urls.MAX_URL_LENGTH)
-
-
-def product_token(user_agent: str) -> str:
-    """The product token of a User-Agent ("mcp-web-ingest/0.1 (+…)" → "mcp-web-ingest"), lower-cased."""
-    m = _TOKEN.match(user_agent.strip())
-    return m.group(0).lower() if m else ""
 
 
 def _normalize(path: str) -> str:

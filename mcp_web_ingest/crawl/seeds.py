@@ -1,4 +1,4 @@
-"""Finding URLs to crawl: links and canonical URLs in HTML, sitemaps (indexes, gzip, text) and llms.txt."""
+"""Finding URLs to crawl beyond a page's own links (ingest/links.py): sitemaps (indexes, gzip, text), llms.txt."""
 
 from __future__ import annotations
 
@@ -7,28 +7,23 @@ import re
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 from xml.parsers import expat
 
 import aiohttp
-from selectolax.lexbor import LexborHTMLParser
 
-from mcp_web_ingest.crawl.robots import RobotsRules, product_token
+from mcp_web_ingest.crawl.robots import RobotsRules
 from mcp_web_ingest.crawl.scope import path_prefix
 from mcp_web_ingest.crawl.seeds_http import GET_ERRORS, Disallowed, RobotsLookup, get_capped, robots_gate
-from mcp_web_ingest.errors import InvalidInputError
+from mcp_web_ingest.ingest.links import absolute_url
 from mcp_web_ingest.ingest.urls import normalize_url
 
 __all__ = [
     "MAX_SITEMAP_BYTES",
     "MAX_SITEMAP_URLS",
-    "PageLinks",
     "RobotsLookup",
     "SitemapDoc",
-    "analyze_page",
-    "canonical_url",
     "discover_sitemap_urls",
-    "extract_links",
     "fetch_llms_txt",
     "parse_llms_txt",
     "parse_sitemap",
@@ -41,82 +36,7 @@ MAX_SITEMAP_BYTES = 50 * 1024 * 1024
 MAX_SITEMAP_URLS = 50_000
 MAX_LLMS_TXT_BYTES = 2 * 1024 * 1024
 _MAX_LOC_CHARS = 4096
-_URL_WS = re.compile(r"[\t\n\r]")  # the URL standard strips these anywhere in an href
 _MD_LINK = re.compile(r"(!?)\[[^\]\n]*\]\(\s*<?([^()\s<>]+)>?(?:\s+[\"'][^\"'\n]*[\"'])?\s*\)|<(https?://[^>\s]+)>")
-
-
-def _absolute(href: str, base: str) -> str | None:
-    """``href`` resolved against ``base`` and normalised, or None unless it is a valid http(s) URL."""
-    href = _URL_WS.sub("", href).strip()
-    if not href or href.startswith("#"):
-        return None
-    try:
-        url = urljoin(base, href)
-        if urlsplit(url).scheme.lower() not in ("http", "https"):
-            return None
-        return normalize_url(url)
-    except (ValueError, InvalidInputError):
-        return None
-
-
-@dataclass(frozen=True)
-class PageLinks:
-    """What a crawler needs from one HTML page: where it links, its canonical URL, its robots directives."""
-
-    links: tuple[str, ...]
-    canonical: str | None
-    robots: frozenset[str]  # <meta name=robots> (and our own product token) directives, e.g. {"noindex"}
-
-    @property
-    def noindex(self) -> bool:
-        """The page asks not to be indexed."""
-        return bool(self.robots & {"noindex", "none"})
-
-
-def analyze_page(
-    html: str, base_url: str, *, user_agent: str = "mcp-web-ingest", follow_nofollow: bool = False
-) -> PageLinks:
-    """Links (absolute, normalised, http(s), deduplicated in order), canonical URL and meta robots of a page.
-
-    ``rel=nofollow`` links are skipped unless ``follow_nofollow``: owners put it on links they do not vouch for
-    (logins, comments, edits, user content), seldom on documentation. A page-wide ``<meta name=robots
-    content=nofollow>`` yields no links at all.
-    """
-    tree = LexborHTMLParser(html)
-    base = base_url
-    base_node = tree.css_first("base[href]")
-    if base_node is not None:
-        base = _absolute(base_node.attributes.get("href") or "", base_url) or base_url
-    names = {"robots", product_token(user_agent)}
-    directives: set[str] = set()
-    for meta in tree.css("meta[name][content]"):
-        if (meta.attributes.get("name") or "").strip().lower() in names:
-            content = (meta.attributes.get("content") or "").lower()
-            directives.update(d.strip() for d in content.split(",") if d.strip())
-    canonical = None
-    node = tree.css_first("link[rel~=canonical i][href]")
-    if node is not None:
-        canonical = _absolute(node.attributes.get("href") or "", base)
-    links: dict[str, None] = {}
-    if not directives & {"nofollow", "none"}:
-        for a in tree.css("a[href], area[href]"):
-            rel = (a.attributes.get("rel") or "").lower().split()
-            if "nofollow" in rel and not follow_nofollow:
-                continue
-            url = _absolute(a.attributes.get("href") or "", base)
-            if url is not None:
-                links.setdefault(url)
-    return PageLinks(tuple(links), canonical, frozenset(directives))
-
-
-def extract_links(html: str, base_url: str) -> list[str]:
-    """Absolute, normalised http(s) links of a page in document order, deduplicated (see analyze_page)."""
-    return list(analyze_page(html, base_url).links)
-
-
-def canonical_url(html: str, base_url: str) -> str | None:
-    """The normalised ``<link rel=canonical>`` URL of a page, or None when absent or not http(s)."""
-    return analyze_page(html, base_url).canonical
 
 
 @dataclass(frozen=True)
@@ -172,7 +92,7 @@ def parse_sitemap(data: bytes, *, max_bytes: int = MAX_SITEMAP_BYTES, max_urls: 
             return
         raw = "".join(text.get("loc", [])).strip()
         # Sitemap locs must be absolute (protocol); a relative one has no base to resolve against.
-        loc = _absolute(raw, raw) if raw.lower().startswith(("http://", "https://")) else None
+        loc = absolute_url(raw, raw) if raw.lower().startswith(("http://", "https://")) else None
         if loc is None:
             return
         if local == "sitemap":
@@ -211,7 +131,7 @@ def _parse_text_sitemap(data: bytes, max_urls: int, error: str | None) -> Sitema
     urls: dict[str, None] = {}
     for line in data.decode("utf-8", errors="replace").splitlines():
         line = line.strip()
-        if line.lower().startswith(("http://", "https://")) and (url := _absolute(line, line)):
+        if line.lower().startswith(("http://", "https://")) and (url := absolute_url(line, line)):
             urls.setdefault(url)
             if len(urls) >= max_urls:
                 error = f"more than {max_urls} URLs: the rest ignored"
@@ -255,7 +175,7 @@ async def discover_sitemap_urls(
     while queue and len(seen) < max_sitemaps and len(found) < max_urls:
         raw, depth = queue.pop(0)
         # Sitemap URLs must be absolute; a path-absolute one ("/sitemap.xml") is read leniently against the origin.
-        url = _absolute(raw, origin + "/") if raw.lower().startswith(("http://", "https://", "/")) else None
+        url = absolute_url(raw, origin + "/") if raw.lower().startswith(("http://", "https://", "/")) else None
         if url is None or url in seen:
             if url is None:
                 report.append(f"sitemap {raw!r}: not an absolute http(s) URL")
@@ -296,7 +216,7 @@ def parse_llms_txt(text: str, base_url: str) -> list[str]:
     for m in _MD_LINK.finditer(text):
         if m.group(1):  # an image, not a page
             continue
-        url = _absolute(m.group(2) or m.group(3), base_url)
+        url = absolute_url(m.group(2) or m.group(3), base_url)
         if url is not None:
             urls.setdefault(url)
     return list(urls)

@@ -14,11 +14,11 @@ from typing import Any, Protocol
 
 import aiohttp
 import numpy as np
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.encoders.batching import QUERY_BATCH_MAX, QUERY_BATCH_WINDOW_S, MicroBatcher
 from mcp_web_ingest.errors import ConfigError, EmbeddingError
+from mcp_web_ingest.retry import TransientError, backoff, is_transient_status, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -215,10 +215,6 @@ class LocalEmbedder(ThreadedLocalEmbedder):
         return model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
 
 
-class _Transient(Exception):
-    """A failure worth retrying (connect error, 429, 5xx)."""
-
-
 class OpenAIEmbedder:
     """Client of an OpenAI-compatible POST {OPENAI_BASE_URL}/embeddings endpoint (OpenAI, vLLM, Ollama, TEI...)."""
 
@@ -263,8 +259,8 @@ class OpenAIEmbedder:
             assert self._session is not None
             try:
                 async with self._session.post(url, json=body, headers=headers) as resp:
-                    if resp.status == 429 or resp.status >= 500:
-                        raise _Transient(f"HTTP {resp.status} from {url}")
+                    if is_transient_status(resp.status):
+                        raise TransientError(f"HTTP {resp.status} from {url}", status=resp.status)
                     if resp.status >= 400:
                         detail = (await resp.text())[:300]
                         raise EmbeddingError(
@@ -272,7 +268,7 @@ class OpenAIEmbedder:
                         )
                     payload = await resp.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise _Transient(f"{type(exc).__name__}: {exc} ({url})") from exc
+                raise TransientError(f"{type(exc).__name__}: {exc} ({url})") from exc
             try:
                 data = sorted(payload["data"], key=lambda d: d["index"])
                 vectors = [np.asarray(d["embedding"], dtype=np.float32) for d in data]
@@ -284,15 +280,8 @@ class OpenAIEmbedder:
             return [v / (np.linalg.norm(v) or 1.0) for v in vectors]
 
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(lambda e: isinstance(e, _Transient)),
-                stop=stop_after_attempt(3),
-                wait=wait_exponential_jitter(multiplier=0.5, max=8, jitter=0.5),
-                reraise=True,
-            ):
-                with attempt:
-                    result = await once()
-        except _Transient as exc:
+            result = await retry_transient(once, attempts=3, wait=backoff(0.5, 8))
+        except TransientError as exc:
             self._last_error = str(exc)
             raise EmbeddingError(f"The embedding endpoint is unavailable: {exc}") from exc
         self._last_error = None
@@ -329,14 +318,3 @@ class OpenAIEmbedder:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def make_embedder(settings: Settings, observe_batch: Any = None) -> Embedder:
-    """The embedder EMBEDDING_PROVIDER selects."""
-    if settings.embedding_provider == "openai":
-        return OpenAIEmbedder(settings, observe_batch)
-    if settings.embedding_backend != "torch":
-        from mcp_web_ingest.encoders.onnx import OnnxEmbedder  # onnxruntime: imported only when chosen
-
-        return OnnxEmbedder(settings, observe_batch, quantize=settings.embedding_backend == "onnx-int8")
-    return LocalEmbedder(settings, observe_batch)

@@ -11,7 +11,7 @@ import zlib
 from collections import Counter
 from functools import lru_cache
 
-from mcp_web_ingest.encoders.splade import SparseVec
+from mcp_web_ingest.models import SparseVec
 
 # Words, numbers and identifiers; dotted and underscored names stay whole and are also split into their parts, so
 # `asyncio.gather` matches a query for "asyncio gather" and one for "asyncio.gather".

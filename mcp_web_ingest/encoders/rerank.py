@@ -6,15 +6,11 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from mcp_web_ingest.encoders.service import CircuitBreaker, GuardedHttp, OutcomeCallback, ServiceUnavailable
-from mcp_web_ingest.errors import InvalidInputError
+from mcp_web_ingest.encoders.service import CircuitBreaker, GuardedHttp, OutcomeCallback
+from mcp_web_ingest.errors import InvalidInputError, RerankUnavailable
 
 # TEI's default --max-client-batch-size: a request with more texts is refused with HTTP 413.
 TEI_MAX_CLIENT_BATCH_SIZE = 32
-
-
-class RerankUnavailable(ServiceUnavailable):
-    """The reranker is unreachable, failing, or its circuit is open: keep the fused order instead."""
 
 
 class Reranker(Protocol):

@@ -9,31 +9,15 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
+from tenacity import wait_exponential, wait_random
 
-from mcp_web_ingest.errors import WebIngestError
+from mcp_web_ingest.errors import ServiceError, ServiceUnavailable
+from mcp_web_ingest.retry import TransientError, is_transient_status, retry_transient
 
 T = TypeVar("T")
 Outcome = Literal["success", "failed", "short_circuited"]
 OutcomeCallback = Callable[[str], None]
 BreakerState = Literal["closed", "open", "half_open"]
-
-
-class ServiceError(WebIngestError):
-    """An optional model service refused a request (HTTP 4xx): the service is up, the request was unusable."""
-
-    def __init__(self, message: str, *, service: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.service = service
-        self.status = status
-
-
-class ServiceUnavailable(ServiceError):
-    """An optional model service is unreachable, failing (5xx, 429, timeouts), or its circuit is open."""
-
-    def __init__(self, message: str, *, service: str, status: int | None = None, short_circuited: bool = False) -> None:
-        super().__init__(message, service=service, status=status)
-        self.short_circuited = short_circuited
 
 
 class CircuitBreaker:
@@ -122,14 +106,6 @@ class CircuitBreaker:
         }
 
 
-class _Transient(Exception):
-    """A failure worth retrying: connect error, timeout, HTTP 429 or 5xx."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 async def _error_text(resp: aiohttp.ClientResponse) -> str:
     """TEI's {"error": ...} message, else the start of the body."""
     text = (await resp.text(errors="replace"))[:300]
@@ -163,6 +139,8 @@ class GuardedHttp:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
         self._on_outcome = on_outcome
         self._unavailable = unavailable
+        # 0.1 s, 0.2 s, 0.4 s... capped, plus a little jitter (on top of the cap) so clients do not retry in step.
+        self._wait = wait_exponential(multiplier=0.1, max=retry_max_wait_s) + wait_random(0, min(0.1, retry_max_wait_s))
         self._session: aiohttp.ClientSession | None = None
 
     def _outcome(self, outcome: Outcome) -> None:
@@ -178,8 +156,8 @@ class GuardedHttp:
     async def _attempt(self, url: str, body: Any, limits: aiohttp.ClientTimeout | None) -> Any:
         try:
             async with self._session_now().post(url, json=body, timeout=limits or self._timeout) as resp:
-                if resp.status == 429 or resp.status >= 500:
-                    raise _Transient(f"HTTP {resp.status}: {await _error_text(resp)}", resp.status)
+                if is_transient_status(resp.status):
+                    raise TransientError(f"HTTP {resp.status}: {await _error_text(resp)}", status=resp.status)
                 if resp.status == 424:  # TEI: inference failed in the backend; a model fault, not a bad request
                     raise self._unavailable(
                         f"{self.service} inference failed: {await _error_text(resp)}", service=self.service, status=424
@@ -192,7 +170,7 @@ class GuardedHttp:
                     )
                 return await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise _Transient(f"{type(exc).__name__}: {exc}") from exc
+            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
 
     async def post_json(
         self,
@@ -223,17 +201,10 @@ class GuardedHttp:
             )
         try:
             try:
-                async for attempt in AsyncRetrying(
-                    retry=retry_if_exception_type(_Transient),
-                    stop=stop_after_attempt(tries),
-                    # 0.1 s, 0.2 s, 0.4 s... capped, plus a little jitter so clients do not retry in step.
-                    wait=wait_exponential(multiplier=0.1, max=self.retry_max_wait_s)
-                    + wait_random(0, min(0.1, self.retry_max_wait_s)),
-                    reraise=True,
-                ):
-                    with attempt:
-                        payload = await self._attempt(url, body, limits)
-            except _Transient as exc:
+                payload = await retry_transient(
+                    lambda: self._attempt(url, body, limits), attempts=tries, wait=self._wait
+                )
+            except TransientError as exc:
                 raise self._unavailable(
                     f"{self.service} at {url} is unavailable after {tries} attempt{'s' if tries > 1 else ''}: {exc}",
                     service=self.service,

@@ -1,53 +1,16 @@
-"""SPLADE sparse vectors: the SparseVec value, the SparseEncoder boundary and the HTTP client of SPLADE_URL."""
+"""SPLADE sparse vectors: the SparseEncoder boundary and the HTTP client of SPLADE_URL."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Protocol
 
-from mcp_web_ingest.encoders.service import CircuitBreaker, GuardedHttp, OutcomeCallback, ServiceUnavailable
-from mcp_web_ingest.errors import InvalidInputError
+from mcp_web_ingest.encoders.service import CircuitBreaker, GuardedHttp, OutcomeCallback
+from mcp_web_ingest.errors import InvalidInputError, SparseUnavailable
+from mcp_web_ingest.models import SparseVec
 
 SparseKind = Literal["query", "document"]
-
-
-class SparseUnavailable(ServiceUnavailable):
-    """The SPLADE service is unreachable, failing, or its circuit is open: search should go on without it."""
-
-
-@dataclass(frozen=True)
-class SparseVec:
-    """A sparse vector: strictly increasing term ids, their (non-zero) weights, and the vocabulary size."""
-
-    indices: tuple[int, ...]
-    values: tuple[float, ...]
-    dim: int
-
-    def __post_init__(self) -> None:
-        if len(self.indices) != len(self.values):
-            raise ValueError(f"{len(self.indices)} indices but {len(self.values)} values")
-        if any(b <= a for a, b in zip(self.indices, self.indices[1:], strict=False)):
-            raise ValueError("indices must be strictly increasing")
-        if self.indices and (self.indices[0] < 0 or self.indices[-1] >= self.dim):
-            raise ValueError(f"indices must lie in [0, {self.dim})")
-
-    @property
-    def nnz(self) -> int:
-        """Number of non-zero entries."""
-        return len(self.indices)
-
-    def dot(self, other: SparseVec) -> float:
-        """Inner product (the SPLADE relevance score)."""
-        weights = dict(zip(other.indices, other.values, strict=True))
-        return sum(v * weights.get(i, 0.0) for i, v in zip(self.indices, self.values, strict=True))
-
-    def to_pgvector(self) -> Any:
-        """The pgvector SparseVector of this vector (for a sparsevec column)."""
-        from pgvector import SparseVector
-
-        return SparseVector(dict(zip(self.indices, self.values, strict=True)), self.dim)
 
 
 class SparseEncoder(Protocol):

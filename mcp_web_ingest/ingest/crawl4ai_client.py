@@ -13,24 +13,27 @@ import aiohttp
 
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.encoders.service import CircuitBreaker
-from mcp_web_ingest.errors import FetchError, InvalidInputError, UnsupportedContentError
-from mcp_web_ingest.ingest.fetch import (
-    _STATUS_HINTS,
-    HTML_TYPES,
-    TRANSIENT_STATUSES,
-    Fetcher,
-    _generic_hint,
-    _is_http_url,
-    _not_html,
-    _phrase,
-    _too_large,
-    looks_binary,
-    looks_like_html,
-    parse_content_type,
+from mcp_web_ingest.errors import (
+    BlockedAddressError,
+    FetchError,
+    InvalidInputError,
+    ServiceUnavailable,
+    UnsupportedContentError,
 )
-from mcp_web_ingest.ingest.ssrf import AddressPolicy, BlockedAddressError
+from mcp_web_ingest.ingest.content import (
+    HTML_TYPES,
+    html_media_type,
+    not_html_message,
+    parse_content_type,
+    status_hint,
+    status_phrase,
+    too_large_message,
+)
+from mcp_web_ingest.ingest.fetch import TRANSIENT_STATUSES, Fetcher, is_http_url
+from mcp_web_ingest.ingest.ssrf import AddressPolicy
 from mcp_web_ingest.ingest.urls import Credentials
 from mcp_web_ingest.models import FetchedPage
+from mcp_web_ingest.retry import TransientError
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +42,10 @@ OutcomeCallback = Callable[[str], None]
 _RUNNER_MARGIN_S = 10.0
 # Errors the runner reports about the target, not itself: the runner is healthy, the built-in fetcher retries.
 _TARGET_ERRORS = frozenset({"target_unreachable", "target_timeout", "target_too_large"})
-
-
-class _RunnerFailure(Exception):
-    """The runner gave no usable page; runner_fault says whether the runner itself (not the target) failed."""
-
-    def __init__(self, message: str, *, runner_fault: bool = True) -> None:
-        super().__init__(message)
-        self.runner_fault = runner_fault
+_SERVICE = "crawl4ai"
+# The runner gave no usable page, so the fallback fetches it: ServiceUnavailable when the runner itself failed (its
+# breaker counts it), TransientError when it answered properly about the target (the fallback retries the target).
+_NO_PAGE = (ServiceUnavailable, TransientError)
 
 
 class Crawl4AIFetcher:
@@ -113,7 +112,7 @@ class Crawl4AIFetcher:
         auth: Credentials | None = None,
     ) -> FetchedPage:
         """Fetch through the runner; on runner failure fetch with the fallback (outcome success/fallback/failed)."""
-        if not _is_http_url(url):
+        if not is_http_url(url):
             raise InvalidInputError(f"Cannot fetch {url!r}: only absolute http:// and https:// URLs can be fetched")
         if auth is not None:
             # Credentials never leave this process: a page that needs them is fetched by the built-in fetcher.
@@ -126,7 +125,7 @@ class Crawl4AIFetcher:
             if page.final_url != url:
                 # The runner followed redirects itself; a page that ended in private space is refused, not stored.
                 await self._policy.check(page.final_url)
-        except _RunnerFailure as exc:
+        except _NO_PAGE as exc:
             self.last_error, self.last_error_at = str(exc), datetime.now(UTC).isoformat(timespec="seconds")
             log.warning("crawl4ai runner gave no page for %s, using the built-in fetcher: %s", url, exc)
             validators = {k: v for k, v in (("etag", etag), ("last_modified", last_modified)) if v}
@@ -144,20 +143,22 @@ class Crawl4AIFetcher:
         return page
 
     async def _via_runner(self, url: str) -> FetchedPage:
-        """POST /crawl and turn the answer into a page; _RunnerFailure when the fallback should take over."""
+        """POST /crawl and turn the answer into a page; one of _NO_PAGE when the fallback should take over."""
         if not self.breaker.acquire():
-            raise _RunnerFailure(
+            raise ServiceUnavailable(
                 f"circuit open after {self.breaker.consecutive_failures} failures, next probe in "
-                f"{self.breaker.retry_in_s():.0f} s (last error: {self.breaker.last_error})"
+                f"{self.breaker.retry_in_s():.0f} s (last error: {self.breaker.last_error})",
+                service=_SERVICE,
+                short_circuited=True,
             )
         started = time.monotonic()
         try:
             data = await self._post(url)
-        except _RunnerFailure as exc:
-            if exc.runner_fault:
-                self.breaker.record_failure(str(exc))
-            else:
-                self.breaker.record_success()  # it answered properly about an unreachable target
+        except ServiceUnavailable as exc:
+            self.breaker.record_failure(str(exc))
+            raise
+        except TransientError:
+            self.breaker.record_success()  # it answered properly about an unreachable target
             raise
         except BlockedAddressError:
             self.breaker.record_success()  # it refused a private target, as asked
@@ -170,7 +171,7 @@ class Crawl4AIFetcher:
         return self._to_page(url, data, time.monotonic() - started)
 
     async def _post(self, url: str) -> dict[str, Any]:
-        """The runner's JSON answer, checked for shape; _RunnerFailure on any transport or protocol problem."""
+        """The runner's JSON answer, checked for shape; one of _NO_PAGE on any transport or protocol problem."""
         endpoint = self.base_url + "/crawl"
         # JSON may escape every byte of the page as \uXXXX; anything beyond that is not a page we would accept.
         cap = 6 * self._settings.fetch_max_bytes + 64 * 1024
@@ -183,23 +184,25 @@ class Crawl4AIFetcher:
                 async for chunk in resp.content.iter_chunked(64 * 1024):
                     raw += chunk
                     if len(raw) > cap:
-                        raise _RunnerFailure(f"answer for {url} exceeds {cap} bytes", runner_fault=False)
+                        raise TransientError(f"answer for {url} exceeds {cap} bytes")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _RunnerFailure(f"{endpoint}: {type(exc).__name__}: {exc}") from exc
+            raise ServiceUnavailable(f"{endpoint}: {type(exc).__name__}: {exc}", service=_SERVICE) from exc
         try:
             data = json.loads(raw)
         except ValueError as exc:
-            raise _RunnerFailure(f"{endpoint} answered HTTP {status} with a non-JSON body") from exc
+            raise ServiceUnavailable(
+                f"{endpoint} answered HTTP {status} with a non-JSON body", service=_SERVICE, status=status
+            ) from exc
         if status >= 400:
             error = data.get("error") if isinstance(data, dict) else None
             error_type = data.get("error_type") if isinstance(data, dict) else None
             if error_type == "target_blocked":
                 # The runner's egress proxy refused a hop (the message names it): the same answer as HttpFetcher's.
                 raise BlockedAddressError(str(error or f"Refusing to fetch {url}: blocked address"), url=url)
-            raise _RunnerFailure(
-                f"{endpoint} answered HTTP {status} {error_type or ''}: {error or bytes(raw[:200])!r}",
-                runner_fault=error_type not in _TARGET_ERRORS,
-            )
+            message = f"{endpoint} answered HTTP {status} {error_type or ''}: {error or bytes(raw[:200])!r}"
+            if error_type in _TARGET_ERRORS:
+                raise TransientError(message, status=status)
+            raise ServiceUnavailable(message, service=_SERVICE, status=status)
         if not (
             isinstance(data, dict)
             and isinstance(data.get("html"), str)
@@ -208,7 +211,7 @@ class Crawl4AIFetcher:
             and isinstance(data.get("content_type"), str | None)
             and isinstance(data.get("headers", {}), dict | None)
         ):
-            raise _RunnerFailure(f"{endpoint} answered with an unexpected JSON shape")
+            raise ServiceUnavailable(f"{endpoint} answered with an unexpected JSON shape", service=_SERVICE)
         return data
 
     def _to_page(self, url: str, data: dict[str, Any], elapsed_s: float) -> FetchedPage:
@@ -216,32 +219,21 @@ class Crawl4AIFetcher:
         status: int = data["status_code"]
         if status in TRANSIENT_STATUSES:
             # The built-in fetcher owns the retry policy (backoff, Retry-After); let it try the page itself.
-            raise _RunnerFailure(f"target answered HTTP {status} {_phrase(status)}", runner_fault=False)
+            raise TransientError(f"target answered HTTP {status} {status_phrase(status)}", status=status)
         if not 200 <= status < 300 or status == 204:
-            hint = _STATUS_HINTS.get(status) or _generic_hint(status)
-            raise FetchError(f"HTTP {status} {_phrase(status)} for {url}: {hint}", url=url, status=status)
+            message = f"HTTP {status} {status_phrase(status)} for {url}: {status_hint(status)}"
+            raise FetchError(message, url=url, status=status)
         media_type, charset = parse_content_type(data["content_type"])
         if media_type is not None and media_type not in HTML_TYPES:
-            raise UnsupportedContentError(_not_html(url, media_type), url=url, status=status)
+            raise UnsupportedContentError(not_html_message(url, media_type), url=url, status=status)
         html: str = data["html"]
         body = html.encode("utf-8", errors="surrogatepass")
         limit = self._settings.fetch_max_bytes
         if len(body) > limit:
-            raise FetchError(_too_large(url, limit, f"{len(body)} bytes came through Crawl4AI"), url=url, status=status)
-        if media_type is None:
-            if not looks_like_html(body):
-                raise UnsupportedContentError(
-                    f"{url} sent no Content-Type and does not look like HTML; only HTML pages can be indexed",
-                    url=url,
-                    status=status,
-                )
-            media_type = "text/html"
-        elif looks_binary(body, "utf-8"):
-            raise UnsupportedContentError(
-                f"{url} claims to be {media_type} but its body is binary data; only HTML pages can be indexed",
-                url=url,
-                status=status,
+            raise FetchError(
+                too_large_message(url, limit, f"{len(body)} bytes came through Crawl4AI"), url=url, status=status
             )
+        media_type = html_media_type(url, status, media_type, body, "utf-8")
         headers = {str(k).lower(): str(v) for k, v in (data.get("headers") or {}).items()}
         return FetchedPage(
             url=url,

@@ -40,8 +40,8 @@ _ANCHOR = re.compile(r"<(?:a|area)[\t\n\f\r />]", re.IGNORECASE)
 
 def extract_with_links(html: str, url: str) -> tuple[ExtractedPage, tuple[str, ...]]:
     """The page's content and its outgoing links (at most MAX_LINKS), in this process."""
-    from mcp_web_ingest.crawl.seeds import extract_links  # the crawler's link finder (imports aiohttp)
     from mcp_web_ingest.ingest.extract import extract_page
+    from mcp_web_ingest.ingest.links import extract_links
 
     page = extract_page(html, url)
     return page, tuple(extract_links(_link_part(limit_nesting(html)), url)[:MAX_LINKS])

@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
-from mcp_web_ingest.errors import FetchError
+from mcp_web_ingest.errors import BlockedAddressError, FetchError
 
 if TYPE_CHECKING:
     from mcp_web_ingest.config import Settings
@@ -28,10 +28,6 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _ULA = ipaddress.ip_network("fc00::/7")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _HINT = "set ALLOW_PRIVATE_NETWORKS=true or add the host to ALLOWED_HOSTS to index local services"
-
-
-class BlockedAddressError(FetchError):
-    """The URL's host is, or resolves to, an address the SSRF policy forbids."""
 
 
 def embedded_ipv4(ip: IPAddress) -> tuple[ipaddress.IPv4Address | None, bool]:

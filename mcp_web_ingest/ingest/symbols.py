@@ -1,14 +1,14 @@
 """Code symbols (functions, classes, methods, types, constants) that a chunk's markdown defines or uses.
 
 Two sources: fenced code blocks, read with Pygments token streams (any language Pygments knows, a regex fallback for
-the rest), and Sphinx API signature lines, which the extractor renders as a paragraph of one inline code span.
+the rest), and Sphinx API signature lines, which the extractor renders as a paragraph of one inline code span
+(read in signatures.py).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pygments.lexer import Lexer
@@ -16,39 +16,15 @@ from pygments.lexers import get_lexer_by_name
 from pygments.token import Comment, Keyword, Name, String
 from pygments.util import ClassNotFound
 
-from mcp_web_ingest.models import Chunk
+from mcp_web_ingest.ingest.signatures import SIGNATURE_LINE, PageContext, is_constant, signature_symbol
+from mcp_web_ingest.models import SYMBOL_SEPARATOR, Chunk, Symbol
 
-__all__ = ["PageContext", "Symbol", "extract_page_symbols", "extract_symbols", "is_symbol_like", "symbol_keys"]
-
-
-@dataclass(frozen=True)
-class Symbol:
-    """A code symbol that a chunk defines or uses."""
-
-    name: str  # fully qualified when known: asyncio.gather, json.JSONEncoder.default
-    kind: str  # function, class, method, type, constant, attribute, variable, module, table, extension...
-    language: str  # python, javascript, sql, c... ("unknown" for fragments no lexer took)
-    role: str  # "defines" or "uses"
+__all__ = ["PageContext", "extract_page_symbols", "extract_symbols", "is_symbol_like"]
 
 
-@dataclass
-class PageContext:
-    """What earlier signature lines of a page tell later ones: the open class and the page's classes."""
-
-    classes: dict[str, str] = field(default_factory=dict)  # short name -> qualified name (Path -> pathlib.Path)
-    owner: str | None = None  # class whose unqualified members (default(o)) the next signatures document
-
-
-_SEP = re.compile(r"\.|::|#|->")
+_SEP = SYMBOL_SEPARATOR
 _IDENT = r"[A-Za-z_$][\w$]*"
 _SYMBOL_QUERY = re.compile(rf"@?{_IDENT}(?:(?:\.|::|#|->){_IDENT})*(?:<[\w\s,:<>]*>)?(?:\(\))?")
-
-
-def symbol_keys(name: str) -> list[str]:
-    """Lookup keys of a symbol: the lower-cased full name, then each shorter suffix after a separator."""
-    full = name.strip().strip("`").lstrip("@").removesuffix("()").lower()
-    keys = [full] + [full[m.end() :] for m in _SEP.finditer(full)]
-    return list(dict.fromkeys(k for k in keys if k))
 
 
 def is_symbol_like(query: str) -> bool:
@@ -64,87 +40,6 @@ def is_symbol_like(query: str) -> bool:
         return True
     # A single plain word ("gather", "Python", "HTTP") is as likely prose as a name: only inner capitals count.
     return any(c.isupper() for c in core[1:]) and not core.isupper()
-
-
-# --- Sphinx signature lines ----------------------------------------------------------------------------------------
-
-_SIG_LINE = re.compile(r"^[ \t]*`([^`\n]+)`[ \t]*$", re.MULTILINE)
-# Leading words of a Sphinx Python signature and the kind they imply (None: a modifier that implies nothing).
-_SIG_PREFIX = {
-    "class": "class", "exception": "class", "coroutine": "function", "awaitable": "function", "function": "function",
-    "classmethod": "method", "staticmethod": "method", "abstractmethod": "method", "method": "method",
-    "property": "attribute", "attribute": "attribute", "data": "variable", "module": "module", "type": "type",
-    "async": None, "final": None, "abstract": None, "decorator": "function",
-}  # fmt: skip
-_PY_SIG = re.compile(r"(@)?([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*(\(.*\))?\s*((?:→|->|:|=(?!=)).*)?")
-_C_SIG = re.compile(
-    r"((?:(?:const|unsigned|signed|struct|enum|union|static|typedef|volatile|extern|inline)\s+)*[A-Za-z_]\w*"
-    r"(?:\s+(?:long|int|char|double|const))*)(\s*\*+\s*|\s+)([A-Za-z_]\w*(?:\.\w+)*)\s*(\(.*\))?"
-)
-_C_TYPE = re.compile(r"^(?:(?:const|unsigned|signed|struct|typedef|static)\b.*|void|int|char|double|float|long|short|"
-                     r"size_t|Py\w*|\w+func|\w+proc|\w+_t|TYPE)$")  # fmt: skip
-_BUILTIN_TYPES = {"str", "bytes", "bytearray", "int", "float", "complex", "list", "tuple", "dict", "set", "frozenset",
-                  "memoryview", "object", "range", "type"}  # fmt: skip
-_C_NAME = re.compile(r"^_?Py[A-Z_]")  # Py_DECREF, PyBUF_RECORDS: the C API's own prefix
-_CONSTANT = re.compile(r"_?[A-Z][A-Z0-9_]+|_?Py[A-Za-z]*_[A-Z0-9_]+")  # MAX_SIZE, PyBUF_RECORDS
-_CALL_ARG = re.compile(r"[(,]\s*['\"\d]")  # a literal where a parameter name should be: an example call
-
-
-def _is_constant(name: str) -> bool:
-    return bool(_CONSTANT.fullmatch(_SEP.split(name)[-1]))
-
-
-def _signature(text: str, ctx: PageContext) -> Symbol | None:
-    """The symbol a signature line defines, or None when the code span is not a signature."""
-    words = text.split()
-    kind = None
-    while len(words) > 1 and words[0] in _SIG_PREFIX:
-        kind = kind or _SIG_PREFIX[words.pop(0)]
-    body = " ".join(words)
-    m = _PY_SIG.fullmatch(body)
-    if m and not (m.group(3) and _CALL_ARG.search(m.group(3))):
-        return _python_signature(m.group(2), kind, bool(m.group(3)), ctx)
-    m = _C_SIG.fullmatch(body) if kind is None or kind == "type" else None
-    if m and (m.group(2).strip() or _C_TYPE.match(m.group(1))):
-        name, args = m.group(3), m.group(4)
-        ckind = "type" if m.group(1).startswith("typedef") else "function" if args else None
-        return Symbol(name, ckind or ("attribute" if "." in name else "variable"), "c", "defines")
-    return None
-
-
-def _python_signature(name: str, kind: str | None, called: bool, ctx: PageContext) -> Symbol:
-    head, _, rest = name.partition(".")
-    language = "c" if _C_NAME.match(name) else "python"
-    owner = ctx.classes.get(head) if rest else None
-    # datetime.strptime may be the module's or the class datetime.datetime's: only a member entry says which.
-    shared = owner is not None and owner.split(".")[0] == head
-    if owner and kind != "class" and not name.startswith(owner) and (not shared or kind or ctx.owner == owner):
-        name = f"{owner}.{rest}"  # Path.glob on the pathlib page is pathlib.Path.glob
-    elif not rest and ctx.owner and kind != "class":  # default(o) under class json.JSONEncoder
-        name = f"{ctx.owner}.{name}"
-    parts = name.split(".")
-    member = len(parts) > 1 and (
-        parts[-2][:1].isupper() or parts[-2] in _BUILTIN_TYPES or bool(ctx.owner and name.startswith(ctx.owner))
-    )
-    if kind is None:
-        if member:
-            kind = "method" if called else "constant" if _is_constant(name) else "attribute"
-        elif called:
-            kind = "function"
-        else:
-            last = parts[-1]
-            kind = (
-                "constant" if _is_constant(last) else "type" if last[:1].isupper() and len(parts) > 1 else "attribute"
-            )
-            kind = "variable" if kind == "attribute" and len(parts) > 1 else kind
-    if kind == "class":
-        ctx.owner = name
-        ctx.classes[parts[-1]] = name
-    elif ctx.owner and not name.startswith(ctx.owner + "."):
-        ctx.owner = None  # a module-level entry ends the class entry above it
-    if kind == "function" and len(parts) > 1:
-        ctx.classes.setdefault(parts[-1], name)  # chain.from_iterable, partial.args document their function
-    return Symbol(name, kind, language, "defines")
 
 
 # --- fenced code blocks --------------------------------------------------------------------------------------------
@@ -218,7 +113,7 @@ def _unprompt(code: str) -> str:
 
 def _kind_of_use(name: str, called: bool, language: str = "python") -> str:
     last = _SEP.split(name)[-1]
-    if _is_constant(last):
+    if is_constant(last):
         return "constant"
     if last[:1].isupper() and language not in ("go", "c", "rust"):  # Go exports, C and Rust types are capitalised too
         return "class"
@@ -332,7 +227,7 @@ def _code_symbols(code: str, language: str) -> list[Symbol]:
             # MAX_SIZE = 10 at the start of a module-level line is an API constant.
             assigned = toks[j][1] == "=" if j < len(toks) else False
             statement_start = not i or toks[i - 1][3] != toks[i][3]
-            if language == "python" and not indent and statement_start and assigned and _is_constant(value):
+            if language == "python" and not indent and statement_start and assigned and is_constant(value):
                 define(i, "constant", indent)
                 i = j
                 continue
@@ -407,8 +302,8 @@ def extract_symbols(chunk_text: str, *, context: PageContext | None = None) -> l
         pos = end.end() if end else len(chunk_text)
     prose.append(chunk_text[pos:])
     for text in prose:
-        for m in _SIG_LINE.finditer(text):
-            sym = _signature(m.group(1).strip(), ctx)
+        for m in SIGNATURE_LINE.finditer(text):
+            sym = signature_symbol(m.group(1).strip(), ctx)
             if sym is not None:
                 found.append(sym)
     # One symbol per (name, role): the first kind seen wins (a name called once and referenced once is one use).
@@ -432,7 +327,7 @@ def extract_page_symbols(chunks: Sequence[Chunk]) -> list[list[Symbol]]:
         last = text.rsplit("\n", 1)[-1].strip()
         nxt = chunks[i + 1] if i + 1 < len(chunks) else None
         carried = ""
-        if nxt is not None and nxt.section_path == chunk.section_path and _SIG_LINE.fullmatch(last):
+        if nxt is not None and nxt.section_path == chunk.section_path and SIGNATURE_LINE.fullmatch(last):
             # A signature that closes a chunk is described by the next one: that chunk is the one to find it by.
             text, carried = text[: -len(last)], last
         result.append(extract_symbols(text, context=ctx))

@@ -165,11 +165,15 @@ def _print_report(status: Any) -> None:
 def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     """Search the index."""
     from mcp_web_ingest.interface.schemas import search_result
+    from mcp_web_ingest.search.request import SearchRequest
+
+    # Checked before the database starts: a bad argument fails fast.
+    request = SearchRequest.create(
+        settings, args.query, args.k, args.collection, args.url_prefix, args.mode, args.max_chars
+    )
 
     async def run(rt: Runtime) -> int:
-        result = search_result(
-            await rt.pipeline.search(args.query, args.k, args.collection, args.url_prefix, args.mode, args.max_chars)
-        )
+        result = search_result(await rt.pipeline.search(request))
         if args.json:
             _print_json(result.model_dump())
             return 0
@@ -229,8 +233,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_reembed(settings: Settings, args: argparse.Namespace) -> int:
     """Re-embed every stored chunk with the configured model (after changing EMBEDDING_MODEL); no re-crawl."""
-    from mcp_web_ingest.encoders.dense import make_embedder
-    from mcp_web_ingest.runtime import make_store
+    from mcp_web_ingest.runtime import make_embedder, make_store
     from mcp_web_ingest.storage.db import Database
     from mcp_web_ingest.storage.migrate import migrate_up
 
@@ -242,19 +245,17 @@ def cmd_reembed(settings: Settings, args: argparse.Namespace) -> int:
             await asyncio.to_thread(migrate_up, await db.resolve_conninfo())
             await db.open()
             await embedder.start()
-            if hasattr(store, "open"):
-                await store.open()
+            await store.open()
             total = await store.reset_embedding_space(embedder.model_name, embedder.dimension)
             done = 0
-            while batch := await store.chunks_missing_vectors(settings.embedding_batch_size):
+            while batch := await store.catalog.chunks_missing_vectors(settings.embedding_batch_size):
                 texts = [f"{ctx}\n\n{text}" if ctx else text for _, ctx, text in batch]
                 await store.set_vectors([i for i, _, _ in batch], await embedder.embed_documents(texts))
                 done += len(batch)
                 print(f"\rre-embedded {done}/{total}", end="", file=sys.stderr)
             print(f"\nre-embedded {done} chunks with {embedder.model_name}", file=sys.stderr)
         finally:
-            if hasattr(store, "aclose"):
-                await store.aclose()
+            await store.aclose()
             await embedder.aclose()
             await db.aclose()
         return 0
@@ -266,11 +267,10 @@ def cmd_repair(settings: Settings, args: argparse.Namespace) -> int:
     """Compare PostgreSQL's chunks with Qdrant's points and fix the drift (missing points, orphans, mismatches)."""
 
     async def run(rt: Runtime) -> int:
-        repair = getattr(rt.store, "repair", None)
-        if repair is None:
+        if not rt.store.index.outside_catalog:
             print("nothing to repair: VECTOR_STORE=postgres keeps every vector in PostgreSQL", file=sys.stderr)
             return 0
-        report = await repair(dry_run=args.dry_run)
+        report = await rt.store.index.repair(dry_run=args.dry_run)
         summary = {
             "chunks": report.chunks,
             "points": report.points,

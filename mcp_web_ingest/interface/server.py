@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -21,7 +22,7 @@ from mcp_web_ingest.config import Settings
 from mcp_web_ingest.crawl.jobs import CrawlParams
 from mcp_web_ingest.crawl.manager import CrawlStatus
 from mcp_web_ingest.errors import InvalidInputError
-from mcp_web_ingest.interface.auth import BearerAuthMiddleware, HostGuardMiddleware, HostPolicy
+from mcp_web_ingest.interface.auth import BearerAuthMiddleware, HostGuardMiddleware, HostPolicy, guard
 from mcp_web_ingest.interface.schemas import (
     CrawlJobResult,
     DeleteResult,
@@ -37,9 +38,9 @@ from mcp_web_ingest.interface.schemas import (
 )
 from mcp_web_ingest.interface.sessions import SessionLimitMiddleware
 from mcp_web_ingest.interface.tool_errors import tool_errors
-from mcp_web_ingest.pipeline import MAX_K
 from mcp_web_ingest.runtime import Runtime, RuntimeHolder
-from mcp_web_ingest.storage.postgres.store import validate_collection
+from mcp_web_ingest.search.request import MAX_K, SearchRequest
+from mcp_web_ingest.storage.records import validate_collection
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,16 @@ def _check_wait(wait_seconds: float) -> None:
 # --- server -------------------------------------------------------------------------------------------------
 
 
+def serving_holder(settings: Settings) -> RuntimeHolder:
+    """The runtime holder of a server process: while its runtime is open, METRICS_PORT (when set) serves /metrics
+    behind the same token and Host checks as the main app."""
+    metrics_guard = functools.partial(guard, settings=settings, bind_host=settings.mcp_host, metrics_only=True)
+    return RuntimeHolder(settings, metrics_guard=metrics_guard)
+
+
 def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MCPServer:
     """Build the MCP server; every session shares the holder's runtime (opened on first use)."""
-    holder = holder or RuntimeHolder(settings)
+    holder = holder or serving_holder(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[Runtime]:
@@ -196,7 +204,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
     )
     @tool_errors
     async def list_sources(ctx: Context) -> SourcesResult:
-        return sources_result(await runtime_of(ctx).store.list_sources())
+        return sources_result(await runtime_of(ctx).store.catalog.list_sources())
 
     @mcp.tool(
         title="Delete indexed pages",
@@ -285,8 +293,10 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         ] = None,
     ) -> SearchResult:
         runtime = runtime_of(ctx)
-        outcome = await runtime.pipeline.search(query, k, collection, url_prefix, mode, max_chars, rerank, symbol)
-        return search_result(outcome)
+        request = SearchRequest.create(
+            runtime.settings, query, k, collection, url_prefix, mode, max_chars, rerank, symbol
+        )
+        return search_result(await runtime.pipeline.search(request))
 
     @mcp.tool(
         title="Server health",
@@ -305,7 +315,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
 
 def create_http_app(settings: Settings) -> Starlette:
     """One ASGI app: streamable HTTP at /mcp, legacy SSE at /sse + /messages/, GET /health and GET /metrics."""
-    holder = RuntimeHolder(settings)
+    holder = serving_holder(settings)
     mcp = create_server(settings, holder)
 
     async def health_route(_: Request) -> Response:

@@ -6,25 +6,22 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.encoders.dense import Embedder
 from mcp_web_ingest.encoders.rerank import Reranker
-from mcp_web_ingest.encoders.service import ServiceError
 from mcp_web_ingest.encoders.splade import SparseEncoder
-from mcp_web_ingest.errors import InvalidInputError
+from mcp_web_ingest.errors import InvalidInputError, ServiceError
 from mcp_web_ingest.ingest.symbols import is_symbol_like
 from mcp_web_ingest.metrics import Metrics
 from mcp_web_ingest.models import Hit
 from mcp_web_ingest.search.fusion import Fused, reciprocal_rank_fusion, share_budget, trim_text
-from mcp_web_ingest.storage.postgres.store import PostgresStore, SearchFilter, StoredChunk, validate_collection
+from mcp_web_ingest.search.request import SearchMode, SearchRequest
+from mcp_web_ingest.storage.interfaces import Store
+from mcp_web_ingest.storage.records import SearchFilter, StoredChunk
 
 log = logging.getLogger(__name__)
 
-SearchMode = Literal["hybrid", "dense", "lexical", "sparse"]
-MODES = ("hybrid", "dense", "lexical", "sparse")
-MAX_K = 100
 MIN_SNIPPET_CHARS = 200
 
 
@@ -49,7 +46,7 @@ class Retriever:
         self,
         settings: Settings,
         embedder: Embedder,
-        store: PostgresStore,
+        store: Store,
         metrics: Metrics,
         sparse: SparseEncoder | None = None,
         reranker: Reranker | None = None,
@@ -61,49 +58,15 @@ class Retriever:
         self.sparse = sparse
         self.reranker = reranker
 
-    def validate(self, query: str, k: int | None, max_chars: int | None) -> tuple[str, int, int]:
-        """Check and normalise search arguments, with messages that say what to change."""
-        query = (query or "").replace("\x00", " ").strip()  # PostgreSQL text cannot hold NUL
-        if not query:
-            raise InvalidInputError("The query is empty: describe what you are looking for in a few words")
-        if len(query) > self.settings.max_query_chars:
-            raise InvalidInputError(
-                f"The query is {len(query)} characters long; the limit is {self.settings.max_query_chars}. "
-                "Shorten it to the key terms or question"
-            )
-        k = self.settings.rerank_final_k if k is None else k
-        if not 1 <= k <= MAX_K:
-            raise InvalidInputError(f"k must be between 1 and {MAX_K} (got {k})")
-        max_chars = self.settings.search_max_chars if max_chars is None else max_chars
-        if not 200 <= max_chars <= 200_000:
-            raise InvalidInputError(f"max_chars must be between 200 and 200000 (got {max_chars})")
-        return query, k, max_chars
-
-    async def search(
-        self,
-        query: str,
-        k: int | None,
-        collection: str | None,
-        url_prefix: str | None,
-        mode: SearchMode,
-        max_chars: int | None,
-        rerank: bool | None = None,
-        symbol: str | None = None,
-    ) -> SearchOutcome:
-        """Validate, search, record metrics."""
-        query, k, max_chars = self.validate(query, k, max_chars)
-        if mode not in MODES:
-            raise InvalidInputError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
+    async def search(self, request: SearchRequest, mode: SearchMode) -> SearchOutcome:
+        """Search in ``mode`` (the pipeline resolves the request's mode), record metrics."""
         if mode == "sparse" and self.sparse is None:
             raise InvalidInputError("mode 'sparse' needs the SPLADE service: set SPLADE_URL")
-        symbol = (symbol or "").strip() or None
-        if symbol is not None and len(symbol) > 200:
-            raise InvalidInputError("symbol is too long (200 characters at most)")
-        where = SearchFilter(validate_collection(collection) if collection else None, url_prefix or None, symbol)
-        use_rerank = self.reranker is not None and (self.settings.enable_reranking if rerank is None else rerank)
+        where = SearchFilter(request.collection, request.url_prefix, request.symbol)
+        use_rerank = self.reranker is not None and request.rerank
         started = time.perf_counter()
         try:
-            outcome = await self._search(query, k, where, mode, max_chars, use_rerank)
+            outcome = await self._search(request.query, request.k, where, mode, request.max_chars, use_rerank)
         except Exception:
             self.metrics.queries.labels(mode, "error").inc()
             raise
@@ -112,12 +75,12 @@ class Retriever:
         return outcome
 
     async def _dense(self, query: str, n: int, where: SearchFilter) -> list[tuple[int, float]]:
-        return await self.store.dense_candidates(await self.embedder.embed_query(query), n, where)
+        return await self.store.index.dense_candidates(await self.embedder.embed_query(query), n, where)
 
     async def _sparse(self, query: str, n: int, where: SearchFilter) -> list[tuple[int, float]]:
         assert self.sparse is not None
         vector = (await self.sparse.encode([query], "query"))[0]
-        return await self.store.sparse_candidates(vector, n, where)
+        return await self.store.index.sparse_candidates(vector, n, where)
 
     def _weights(self) -> dict[str, float]:
         """RRF weight of each leg, by leg name."""
@@ -150,12 +113,12 @@ class Retriever:
             legs["sparse"] = splade[0]
         fused_from.extend(legs)
         weights = self._weights()
-        return await self.store.fused_candidates(legs, weights, self.settings.rrf_k, n, where)  # type: ignore[attr-defined]
+        return await self.store.index.fused_candidates(legs, weights, self.settings.rrf_k, n, where)
 
     async def _legs(
         self, query: str, n: int, where: SearchFilter, mode: SearchMode, notes: list[str], fused_from: list[str]
     ) -> dict[str, list[tuple[int, float]]]:
-        if mode == "hybrid" and getattr(self.store, "fuses_server_side", False):
+        if mode == "hybrid" and self.store.index.fuses_server_side:
             # Each hit's provenance is then the fused rank; legs_used names the legs that went into it.
             return {"qdrant_rrf": await self._server_fused(query, n, where, notes, fused_from)}
         wanted = {
@@ -163,7 +126,7 @@ class Retriever:
             "lexical": mode in ("hybrid", "lexical"),
             "sparse": mode == "sparse" or (mode == "hybrid" and self.sparse is not None),
         }
-        calls = {"dense": self._dense, "lexical": self.store.lexical_candidates, "sparse": self._sparse}
+        calls = {"dense": self._dense, "lexical": self.store.index.lexical_candidates, "sparse": self._sparse}
         names = [name for name, on in wanted.items() if on]
         results = await asyncio.gather(*(calls[name](query, n, where) for name in names), return_exceptions=True)
         legs: dict[str, list[tuple[int, float]]] = {}
@@ -201,7 +164,7 @@ class Retriever:
         pinned: list[int] = []
         if mode == "hybrid" and self.settings.enable_symbol_extraction and is_symbol_like(query):
             # A query that names a symbol exactly: its defining chunks lead, the chunks using it join the fusion.
-            symbol_leg = await self.store.symbol_candidates(query.strip("`() "), n, where)
+            symbol_leg = await self.store.catalog.symbol_candidates(query.strip("`() "), n, where)
             if symbol_leg:
                 legs["symbol"] = symbol_leg
                 pinned = [cid for cid, score in symbol_leg if score == 4.0]
@@ -211,7 +174,7 @@ class Retriever:
             fused = [f for f in fused if f.chunk_id in first] + [f for f in fused if f.chunk_id not in first]
         # Reranking sees RERANK_INITIAL_K candidates; otherwise a few spare ones cover dropped duplicates.
         pool = fused[: self.settings.rerank_initial_k] if use_rerank else fused[: k * 3]
-        rows = await self.store.get_chunks([f.chunk_id for f in pool])
+        rows = await self.store.catalog.get_chunks([f.chunk_id for f in pool])
         rerank_scores = await self._rerank(query, pool, rows, notes) if use_rerank and pool else None
         if rerank_scores is not None:
             # Exact symbol definitions stay first; the cross-encoder orders everything else.

@@ -1,4 +1,4 @@
-"""What the PostgreSQL and Qdrant stores share: collection names, record types, search filters, error translation."""
+"""What the catalog and the vector indexes share: collection names, record types, search filters, error translation."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ import numpy as np
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from mcp_web_ingest.encoders.splade import SparseVec
 from mcp_web_ingest.errors import InvalidInputError, StoreError
-from mcp_web_ingest.models import Chunk
+from mcp_web_ingest.models import Chunk, SparseVec
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -93,6 +92,64 @@ class StoredChunk:
     anchor: str | None
     text: str
     content_hash: str
+
+
+@dataclass(frozen=True)
+class ChunkEntry:
+    """What a vector index holds of one chunk: its id (the catalog's), where it belongs, its text and vectors."""
+
+    id: int
+    collection: str
+    url: str
+    domain: str
+    context: str  # the section path joined, as the catalog stores it
+    text: str
+    vector: np.ndarray
+    splade: SparseVec | None = None
+
+
+@dataclass(frozen=True)
+class WrittenPage:
+    """A page the catalog committed: its id and the ids of the chunks it replaced."""
+
+    page_id: int
+    replaced: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What a catalog delete removed: pages, and the chunks' ids when the caller asked for them."""
+
+    pages: int
+    chunk_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """What a vector index's `repair` found (and fixed unless it was a dry run)."""
+
+    chunks: int = 0
+    points: int = 0
+    missing: tuple[int, ...] = ()  # chunk rows without a point
+    orphans: tuple[int, ...] = ()  # points without a chunk row
+    mismatched: tuple[int, ...] = ()  # points whose payload names another page
+    fixed: bool = False
+
+    @property
+    def in_sync(self) -> bool:
+        """True when the catalog and the index hold exactly the same chunks."""
+        return not (self.missing or self.orphans or self.mismatched)
+
+    @classmethod
+    def compare(cls, rows: dict[int, str], points: dict[int, str | None]) -> RepairReport:
+        """The drift between chunk rows (id -> page URL) and index points (id -> the URL in their payload)."""
+        return cls(
+            chunks=len(rows),
+            points=len(points),
+            missing=tuple(sorted(set(rows) - set(points))),
+            orphans=tuple(sorted(set(points) - set(rows))),
+            mismatched=tuple(sorted(i for i in set(rows) & set(points) if points[i] != rows[i])),
+        )
 
 
 def check_counts(chunks: Sequence[Chunk], vectors: Sequence[np.ndarray], sparse: Sequence[SparseVec] | None) -> None:

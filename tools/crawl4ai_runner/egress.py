@@ -18,8 +18,8 @@ import contextlib
 import logging
 from urllib.parse import urlsplit
 
-from mcp_web_ingest.errors import FetchError
-from mcp_web_ingest.ingest.ssrf import AddressPolicy, BlockedAddressError, resolve
+from mcp_web_ingest.errors import BlockedAddressError, FetchError
+from mcp_web_ingest.ingest.ssrf import AddressPolicy, resolve
 
 __all__ = ["BLOCKED_HEADER", "UNREACHABLE_HEADER", "EgressProxy"]
 

@@ -1,4 +1,4 @@
-"""Collections, sources and per-page bookkeeping of the PostgreSQL store: listing, deleting, links, validators."""
+"""Collections, sources and per-page bookkeeping of the PostgreSQL catalog: listing, deleting, links, validators."""
 
 from __future__ import annotations
 
@@ -9,26 +9,36 @@ import psycopg
 from psycopg.rows import dict_row
 
 from mcp_web_ingest.storage.db import Database
-from mcp_web_ingest.storage.records import SearchFilter, StoredPage, search_filter_sql, translate_errors
+from mcp_web_ingest.storage.records import Deleted, SearchFilter, StoredPage, search_filter_sql, translate_errors
+
+
+async def collection_id(conn: psycopg.AsyncConnection, name: str) -> int:
+    """The id of a collection, creating it when new."""
+    cur = await conn.execute(
+        "INSERT INTO collections (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+        (name,),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def _delete_chunks(conn: psycopg.AsyncConnection, sql: str, params: list[Any], returning_ids: bool) -> list[int]:
+    """Delete chunks (sql ends in RETURNING their id) ahead of their pages, where the caller needs the ids.
+
+    Otherwise nothing runs: deleting the pages cascades to their chunks, without sending every id back.
+    """
+    if not returning_ids:
+        return []
+    cur = await conn.execute(sql, params)
+    return [int(r[0]) for r in await cur.fetchall()]
 
 
 @translate_errors
 class SourcesMixin:
-    """PostgresStore's queries on collections and whole pages, below the chunk level."""
+    """PostgresCatalog's queries on collections and whole pages, below the chunk level."""
 
     db: Database
-    tracks_deleted_chunks = False  # True where another store keeps the chunks' vectors and must hear of deletions
-
-    async def collection_id(self, conn: psycopg.AsyncConnection, name: str) -> int:
-        """The id of a collection, creating it when new."""
-        cur = await conn.execute(
-            "INSERT INTO collections (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name "
-            "RETURNING id",
-            (name,),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        return int(row[0])
 
     async def touch_page(
         self, page_id: int, etag: str | None, last_modified: str | None, http_status: int, final_url: str
@@ -57,34 +67,22 @@ class SourcesMixin:
     async def ensure_collection(self, name: str) -> int:
         """The id of a collection, creating it when new."""
         async with self.db.pool.connection() as conn:
-            return await self.collection_id(conn, name)
+            return await collection_id(conn, name)
 
-    async def page_urls(self, collection: str, url_prefix: str | None = None) -> list[str]:
-        """URLs of a collection's stored pages, optionally under a prefix."""
+    async def page_urls(self, collection: str | None, url_prefix: str | None = None) -> list[str]:
+        """URLs of stored pages (of a collection, or all), optionally under a prefix."""
         filter_sql, params = search_filter_sql(SearchFilter(collection, url_prefix))
         async with self.db.pool.connection() as conn:
             cur = await conn.execute(f"SELECT p.url FROM pages p WHERE true{filter_sql} ORDER BY p.id", params)
             return [str(r[0]) for r in await cur.fetchall()]
 
-    async def delete_page(self, page_id: int) -> None:
-        """Remove a page with its chunks and vectors."""
+    async def delete_page(self, page_id: int, *, returning_ids: bool = False) -> Deleted:
+        """Remove a page with its chunks; returning_ids: report the chunks' ids (an index outside needs them)."""
         async with self.db.pool.connection() as conn, conn.transaction():
-            gone = await self._delete_chunks(conn, "DELETE FROM chunks WHERE page_id = %s RETURNING id", [page_id])
-            await conn.execute("DELETE FROM pages WHERE id = %s", (page_id,))
-        await self.chunks_deleted(gone)
-
-    async def _delete_chunks(self, conn: psycopg.AsyncConnection, sql: str, params: list[Any]) -> list[int]:
-        """Delete chunks (sql ends in RETURNING their id) ahead of their pages, where another store needs the ids.
-
-        Elsewhere nothing runs: deleting the pages cascades to their chunks, without sending every id back.
-        """
-        if not self.tracks_deleted_chunks:
-            return []
-        cur = await conn.execute(sql, params)
-        return [int(r[0]) for r in await cur.fetchall()]
-
-    async def chunks_deleted(self, ids: Sequence[int]) -> None:
-        """Called after chunks left PostgreSQL; nothing to do here (the Qdrant store deletes their points)."""
+            sql = "DELETE FROM chunks WHERE page_id = %s RETURNING id"
+            gone = await _delete_chunks(conn, sql, [page_id], returning_ids)
+            cur = await conn.execute("DELETE FROM pages WHERE id = %s", (page_id,))
+        return Deleted(cur.rowcount, tuple(gone))
 
     async def set_links(self, page_id: int, links: Sequence[str]) -> None:
         """Remember a page's outgoing links (a later 304 answer has no body to read them from)."""
@@ -117,21 +115,22 @@ class SourcesMixin:
             rows = await cur.fetchall()
         return [{**r, "chunks": int(r["chunks"] or 0), "pages": int(r["pages"])} for r in rows]
 
-    async def delete_source(self, collection: str, domain: str | None = None, url_prefix: str | None = None) -> int:
-        """Delete a collection's pages (all, or of one domain, or under a URL prefix); returns pages deleted."""
+    async def delete_source(
+        self, collection: str, domain: str | None = None, url_prefix: str | None = None, *, returning_ids: bool = False
+    ) -> Deleted:
+        """Delete a collection's pages (all, or of one domain, or under a URL prefix), reporting how many."""
         filter_sql, params = search_filter_sql(SearchFilter(collection, url_prefix))
         if domain:
             filter_sql += " AND p.domain = %s"
             params.append(domain.lower())
         async with self.db.pool.connection() as conn, conn.transaction():
             sql = f"DELETE FROM chunks c USING pages p WHERE c.page_id = p.id{filter_sql} RETURNING c.id"
-            gone = await self._delete_chunks(conn, sql, params)
+            gone = await _delete_chunks(conn, sql, params, returning_ids)
             cur = await conn.execute(f"DELETE FROM pages p WHERE true{filter_sql}", params)
             deleted = cur.rowcount
             if not domain and not url_prefix and collection != "default":
                 await conn.execute("DELETE FROM collections WHERE name = %s", (collection,))
-        await self.chunks_deleted(gone)
-        return int(deleted)
+        return Deleted(int(deleted), tuple(gone))
 
     async def truncate_all(self) -> None:
         """Delete every page, chunk and collection except 'default' (tests and `db reset`)."""

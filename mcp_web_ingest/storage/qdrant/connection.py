@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 _local_clients: dict[str, tuple[AsyncQdrantClient, int]] = {}  # local mode: one client per location per process
 
 
+def redact_location(location: str) -> str:
+    """A Qdrant URL without its user information (credentials), for health reports, logs and errors."""
+    return location.split("@", 1)[-1] if "://" in location else location
+
+
 def open_client(settings: Settings, location: str, *, local: bool) -> AsyncQdrantClient:
     """A server client, or the shared local client of this location (counting its users)."""
     from qdrant_client import AsyncQdrantClient
