@@ -218,12 +218,12 @@ class Runtime:
         for name, service in (("splade", self.sparse), ("reranker", self.reranker)):
             if service is not None:
                 components[name] = await service.health()
-                optional[name] = getattr(service, "url", None)
+                optional[name] = service.url
                 if components[name].get("breaker", {}).get("state") == "open":
                     components[name]["status"] = "error"  # skipped by search until the breaker lets a probe through
-        fetcher_health = getattr(self.fetcher, "health", None)
+        fetcher_health = self.fetcher.health()
         if fetcher_health is not None:  # the Crawl4AI client: degraded while it falls back to the built-in fetcher
-            components["crawl4ai"] = fetcher_health()
+            components["crawl4ai"] = fetcher_health
             optional["crawl4ai"] = self.settings.crawl4ai_url
         core = ("database", "embedder", "qdrant")
         core_bad = any(components[c]["status"] == "error" for c in core if c in components)

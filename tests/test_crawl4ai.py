@@ -24,6 +24,7 @@ from mcp_web_ingest.errors import ExtractError, FetchError, InvalidInputError
 from mcp_web_ingest.ingest.crawl4ai_client import Crawl4AIFetcher
 from mcp_web_ingest.ingest.extract import extract_page
 from mcp_web_ingest.ingest.fetch import HttpFetcher
+from mcp_web_ingest.ingest.urls import Credentials
 from mcp_web_ingest.models import FetchedPage
 
 from .conftest import free_port
@@ -140,10 +141,16 @@ class RecordingFetcher:
         self.inner = HttpFetcher(settings)
         self.calls: list[str] = []
 
-    async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> FetchedPage:
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None, auth: Credentials | None = None
+    ) -> FetchedPage:
         """Record, then fetch with the built-in fetcher."""
         self.calls.append(url)
-        return await self.inner.fetch(url)
+        return await self.inner.fetch(url, auth=auth)
+
+    def health(self) -> None:
+        """Nothing to report."""
+        return None
 
     async def aclose(self) -> None:
         """Close the inner fetcher."""

@@ -49,9 +49,7 @@ HEARTBEAT_EVERY_S = 3.0
 class CrawlManager:
     """Starts, runs, resumes, reports and cancels crawl jobs; every job's frontier lives in PostgreSQL."""
 
-    def __init__(
-        self, settings: Settings, store: Store, jobs: JobStore, pipeline: Pipeline, metrics: Metrics
-    ) -> None:
+    def __init__(self, settings: Settings, store: Store, jobs: JobStore, pipeline: Pipeline, metrics: Metrics) -> None:
         self.settings = settings
         self.store = store
         self.jobs = jobs

@@ -16,6 +16,8 @@ TEI_MAX_CLIENT_BATCH_SIZE = 32
 class Reranker(Protocol):
     """Scores (query, text) pairs with a cross-encoder."""
 
+    url: str  # where the service answers (shown by health)
+
     async def rerank(self, query: str, texts: Sequence[str]) -> list[float]:
         """One relevance score per text, in input order (higher is more relevant)."""
         ...

@@ -16,6 +16,8 @@ SparseKind = Literal["query", "document"]
 class SparseEncoder(Protocol):
     """Turns texts into SPLADE vectors."""
 
+    url: str  # where the service answers (shown by health)
+
     async def encode(self, texts: Sequence[str], kind: SparseKind) -> list[SparseVec]:
         """One vector per text, in order; kind selects the query or document encoder."""
         ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -57,6 +57,10 @@ class Fetcher(Protocol):
         """
         ...
 
+    def health(self) -> dict[str, Any] | None:
+        """The state of a fetching service for the health report, or None when there is none to report."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections."""
         ...
@@ -87,6 +91,10 @@ class HttpFetcher:
     async def start(self) -> None:
         """Open the session now instead of on the first fetch."""
         self._ensure_session()
+
+    def health(self) -> None:
+        """The built-in fetcher has no service state to report."""
+        return None
 
     async def aclose(self) -> None:
         """Close the session; a later fetch opens a new one."""
