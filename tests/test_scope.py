@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_web_ingest import scope as scope_module
+from mcp_web_ingest.crawl import scope as scope_module
 from mcp_web_ingest.crawl.scope import (
     DEFAULT_EXCLUSIONS,
     MAX_PATTERN_CHARS,
