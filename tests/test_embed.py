@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mcp_web_ingest.config import Settings
+from mcp_web_ingest.encoders.batching import DOCUMENT_PRIORITY, DOCUMENT_SLICE, QUERY_PRIORITY, PriorityLane
 from mcp_web_ingest.encoders.dense import LocalEmbedder, OpenAIEmbedder, resolve_local_model_dir
 from mcp_web_ingest.errors import ConfigError, EmbeddingError
 from mcp_web_ingest.runtime import Runtime, make_embedder
@@ -82,6 +84,54 @@ async def test_queries_arriving_while_the_model_is_busy_are_batched(runtime: Run
     await busy
     assert emb.queries.batches - batches <= 2  # the first one alone at most, then the rest together
     assert np.allclose(vectors[0], vectors[8], atol=1e-5)
+
+
+async def test_a_query_goes_before_the_rest_of_a_large_page(runtime: Runtime) -> None:
+    emb = runtime.embedder
+    assert isinstance(emb, LocalEmbedder)
+    finished: list[str] = []
+
+    async def page() -> None:
+        await emb.embed_documents(["A long chunk of documentation text. " * 40] * (DOCUMENT_SLICE * 4))
+        finished.append("page")
+
+    async def query() -> None:
+        await emb.embed_query(QUERIES[0])
+        finished.append("query")
+
+    busy = asyncio.create_task(page())
+    await asyncio.sleep(0.05)  # the first slice of the page is on the model thread
+    await asyncio.gather(busy, query())
+    assert finished == ["query", "page"]  # the query waited for one slice, not for four
+
+
+async def test_the_lane_serves_lower_priority_numbers_first_and_survives_cancellation() -> None:
+    lane = PriorityLane()
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    def job(name: str, wait: bool = False) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            if wait:
+                await gate.wait()
+            order.append(name)
+
+        return run
+
+    first = asyncio.create_task(lane.run(DOCUMENT_PRIORITY, job("doc-1", wait=True)))
+    await asyncio.sleep(0)
+    waiting = [
+        asyncio.create_task(lane.run(DOCUMENT_PRIORITY, job("doc-2"))),
+        asyncio.create_task(lane.run(QUERY_PRIORITY, job("query"))),
+        asyncio.create_task(lane.run(QUERY_PRIORITY, job("cancelled"))),
+    ]
+    await asyncio.sleep(0)
+    waiting[2].cancel()
+    gate.set()
+    await asyncio.gather(first, *waiting, return_exceptions=True)
+    assert order == ["doc-1", "query", "doc-2"]
+    await lane.run(QUERY_PRIORITY, job("after"))  # the lane is free again
+    assert order[-1] == "after"
 
 
 async def test_a_failed_batch_fails_every_waiter_and_the_next_batch_runs(runtime: Runtime) -> None:

@@ -10,6 +10,8 @@ iteration always share a batch; ``window_s`` > 0 makes an idle batcher wait that
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -19,6 +21,51 @@ T = TypeVar("T")
 
 QUERY_BATCH_MAX = 64  # texts per batched model call
 QUERY_BATCH_WINDOW_S = 0.0  # how long an idle batcher waits for companions before its first call
+# Documents go to the model in slices this long, so a query waits for one slice at most, not for a whole page.
+DOCUMENT_SLICE = 32
+QUERY_PRIORITY, DOCUMENT_PRIORITY = 0, 1
+
+
+class PriorityLane:
+    """One model call at a time, the waiting call of lowest priority number first (queries before documents).
+
+    A crawl embeds pages of hundreds of chunks; on one model thread a search would wait behind all of them. The lane
+    hands the thread to a waiting query as soon as the current slice ends.
+    """
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def run(self, priority: int, call: Callable[[], Awaitable[T]]) -> T:
+        """Run ``call`` when the lane is free and no call of a lower priority number is waiting."""
+        await self._acquire(priority)
+        try:
+            return await call()
+        finally:
+            self._release()
+
+    async def _acquire(self, priority: int) -> None:
+        if not self._busy:
+            self._busy = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._order), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # the lane was handed over just as the caller gave up: pass it on
+            raise
+
+    def _release(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._busy = False
 
 
 class MicroBatcher(Generic[T]):

@@ -16,7 +16,15 @@ import aiohttp
 import numpy as np
 
 from mcp_web_ingest.config import Settings
-from mcp_web_ingest.encoders.batching import QUERY_BATCH_MAX, QUERY_BATCH_WINDOW_S, MicroBatcher
+from mcp_web_ingest.encoders.batching import (
+    DOCUMENT_PRIORITY,
+    DOCUMENT_SLICE,
+    QUERY_BATCH_MAX,
+    QUERY_BATCH_WINDOW_S,
+    QUERY_PRIORITY,
+    MicroBatcher,
+    PriorityLane,
+)
 from mcp_web_ingest.errors import ConfigError, EmbeddingError
 from mcp_web_ingest.retry import TransientError, backoff, is_transient_status, retry_transient
 
@@ -121,6 +129,7 @@ class ThreadedLocalEmbedder:
         self._loading: asyncio.Future[None] | None = None
         self._error: Exception | None = None
         self._observe = observe_batch
+        self._lane = PriorityLane()  # the model thread: queries go before the next slice of documents
         self.queries: MicroBatcher[np.ndarray] = MicroBatcher(
             self._encode_queries, max_batch=query_batch_max, window_s=query_window_s, name=f"{self.backend} queries"
         )
@@ -156,25 +165,32 @@ class ThreadedLocalEmbedder:
             raise EmbeddingError(f"The local embedding model in {self._dir} failed to load: {exc}") from exc
         return self._model
 
-    async def _encode(self, texts: list[str]) -> np.ndarray:
+    async def _encode(self, texts: list[str], priority: int) -> np.ndarray:
         model = await self._ready()
-        started = time.perf_counter()
-        try:
-            vectors = await asyncio.get_running_loop().run_in_executor(self._executor, self._encode_batch, model, texts)
-        except Exception as exc:
-            raise EmbeddingError(f"Local embedding ({self.backend}) failed: {exc}") from exc
-        if self._observe is not None:
-            self._observe(time.perf_counter() - started)
-        return np.asarray(vectors, dtype=np.float32)
+        loop = asyncio.get_running_loop()
+
+        async def call() -> np.ndarray:
+            started = time.perf_counter()
+            try:
+                vectors = await loop.run_in_executor(self._executor, self._encode_batch, model, texts)
+            except Exception as exc:
+                raise EmbeddingError(f"Local embedding ({self.backend}) failed: {exc}") from exc
+            if self._observe is not None:
+                self._observe(time.perf_counter() - started)
+            return np.asarray(vectors, dtype=np.float32)
+
+        return await self._lane.run(priority, call)
 
     async def embed_documents(self, texts: Sequence[str]) -> list[np.ndarray]:
-        """Vectors for the chunk texts."""
-        if not texts:
-            return []
-        return list(await self._encode(list(texts)))
+        """Vectors for the chunk texts, encoded a slice at a time so searches are not kept waiting."""
+        texts = list(texts)
+        vectors: list[np.ndarray] = []
+        for start in range(0, len(texts), DOCUMENT_SLICE):
+            vectors.extend(await self._encode(texts[start : start + DOCUMENT_SLICE], DOCUMENT_PRIORITY))
+        return vectors
 
     async def _encode_queries(self, texts: list[str]) -> list[np.ndarray]:
-        return list(await self._encode(texts))
+        return list(await self._encode(texts, QUERY_PRIORITY))
 
     async def embed_query(self, text: str) -> np.ndarray:
         """The vector of one query, embedded in one model call with the other queries pending now."""
