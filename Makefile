@@ -19,7 +19,7 @@ help:
 	@echo "make run       serve MCP on http://127.0.0.1:3000/mcp (SSE /sse, /health, /metrics)"
 	@echo "make test      ruff + pytest with coverage (installs what the tests need)"
 	@echo "make migrate   apply pending database migrations"
-	@echo "make eval      retrieval quality on the local Python docs (EVAL_ARGS, e.g. --pages 60)"
+	@echo "make eval      retrieval quality on the local Python and Django docs (EVAL_ARGS, e.g. --corpus django --pages 80)"
 	@echo "make bench     speed figures on the local Python docs (BENCH_ARGS, e.g. --pages 10 --synthetic 0)"
 	@echo "make bench-hostile   /health and search latency while the server crawls a hostile site (BENCH_HOSTILE_ARGS)"
 	@echo "make smoke     check a running server end to end (SMOKE_URL, SMOKE_ARGS)"
@@ -80,6 +80,7 @@ test: install node-tools crawl4ai-runner lint
 	PATH="$(CURDIR)/.tools/node_modules/node/bin:$(CURDIR)/.tools/node_modules/.bin:$$PATH" \
 		$(BIN)/pytest --cov --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
 
+# Every corpus by default (python3.11-doc and python-django-doc), each in its own collection of .data/eval.
 eval: install
 	$(BIN)/python tools/eval.py --out .data/eval/report.json $(EVAL_ARGS)
 

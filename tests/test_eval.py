@@ -1,7 +1,9 @@
-"""tools/eval.py: page-level metrics on hand-made rankings, the shipped question set, and a small in-process run."""
+"""tools/eval.py: page-level metrics on hand-made rankings, the shipped question sets, corpus selection, and small
+in-process runs."""
 
 from __future__ import annotations
 
+import argparse
 import html
 import json
 import math
@@ -13,18 +15,24 @@ import pytest
 from mcp_web_ingest.runtime import Runtime
 from tools.eval import (
     DEFAULT_QUESTIONS,
-    METRICS,
     Question,
     aggregate,
     choose_pages,
-    dedupe,
     evaluate,
-    hit_at,
+    evaluate_corpus,
     load_questions,
+    page_url,
+    parse_args,
+    percentile,
+)
+from tools.eval_corpora import CORPORA, Corpus, select_corpora
+from tools.eval_metrics import (
+    METRICS,
+    dedupe,
+    hit_at,
+    kind_table,
     markdown_table,
     ndcg_at,
-    page_url,
-    percentile,
     reciprocal_rank,
     score_ranking,
 )
@@ -87,6 +95,9 @@ def test_aggregate_and_percentile() -> None:
     assert percentile([1, 2, 3, 4, 5], 0.95) == pytest.approx(4.8)
     assert percentile([], 0.5) == 0.0
     assert "| hybrid |" in markdown_table({"hybrid": summary})
+    table = kind_table({"hybrid": {"api": summary, "error": summary}}, {"error": 1, "api": 2})
+    assert "api (n=2) MRR@10 / Hit@5 | error (n=1)" in table
+    assert "| hybrid | 0.500 / 0.500 | 0.500 / 0.500 |" in table
 
 
 def test_page_url_and_choose_pages() -> None:
@@ -100,20 +111,52 @@ def test_page_url_and_choose_pages() -> None:
     assert "missing.html" not in chosen
 
 
-@pytest.mark.skipif(not PYTHON_DOCS.is_dir(), reason="python3.11-doc is not installed")
-def test_question_set_answers_are_on_their_pages() -> None:
-    """The shipped set has >= 40 questions, and every answer page exists and contains the evidence term."""
-    lines = [json.loads(line) for line in DEFAULT_QUESTIONS.read_text().splitlines() if line.strip()]
-    assert len(lines) >= 40
-    assert len(load_questions(DEFAULT_QUESTIONS)) == len(lines)
+@pytest.mark.parametrize(("name", "minimum"), [("python", 40), ("django", 60)])
+def test_question_set_answers_are_on_their_pages(name: str, minimum: int) -> None:
+    """Each shipped set is big enough, and every answer page exists and contains the question's evidence string."""
+    corpus = CORPORA[name]
+    if not corpus.docs_dir.is_dir():
+        pytest.skip(f"{corpus.package} is not installed (apt-get install {corpus.package})")
+    lines = [json.loads(line) for line in corpus.questions.read_text().splitlines() if line.strip()]
+    assert len(lines) >= minimum
+    assert len(load_questions(corpus.questions)) == len(lines)
+    assert len({item["q"] for item in lines}) == len(lines), "duplicate questions"
     cache: dict[str, str] = {}
     for item in lines:
+        assert item["rel"] and item["evidence"], item["q"]
         for rel in item["rel"]:
-            path = PYTHON_DOCS / rel
+            path = corpus.docs_dir / rel
             assert path.is_file(), rel
             if rel not in cache:  # grep the page's text: the HTML without its tags
                 cache[rel] = html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
             assert item["evidence"] in cache[rel], (item["q"], rel)
+
+
+def test_django_set_mixes_kinds_of_questions() -> None:
+    """The Django set labels every question how-to, error message or API name, with a fair share of each."""
+    kinds = [q.kind for q in load_questions(CORPORA["django"].questions)]
+    assert set(kinds) == {"howto", "error", "api"}
+    assert min(kinds.count(k) for k in ("error", "api")) >= 10
+
+
+def test_select_corpora_and_their_ports_and_collections(tmp_path: Path) -> None:
+    """All corpora by default, each on its own port and collection; overrides replace those of a single corpus."""
+    both = select_corpora(None)
+    assert [c.name for c in both] == ["python", "django"]
+    assert len({c.port(8765) for c in both}) == len({c.collection("eval") for c in both}) == 2
+    assert (CORPORA["python"].port(8765), CORPORA["python"].collection("eval")) == (8765, "eval")
+    assert CORPORA["python"].questions == DEFAULT_QUESTIONS  # tools/bench.py still reads the Python set
+    assert CORPORA["django"].port(0) == 0  # 0 stays "any free port"
+    (python,) = select_corpora(None, questions=tmp_path / "q.jsonl")  # the old single-corpus usage
+    assert (python.name, python.questions, python.docs_dir) == ("python", tmp_path / "q.jsonl", PYTHON_DOCS)
+    (django,) = select_corpora("django", docs_dir=tmp_path)
+    assert (django.docs_dir, django.questions) == (tmp_path, CORPORA["django"].questions)
+    with pytest.raises(ValueError, match="one corpus"):
+        select_corpora("all", questions=tmp_path / "q.jsonl")
+    args = parse_args(["--corpus", "django", "--docs-dir", str(tmp_path), "--pages", "5"])
+    assert [c.docs_dir for c in args.corpora] == [tmp_path] and args.pages == 5
+    with pytest.raises(SystemExit):
+        parse_args(["--corpus", "python", "--docs-dir", str(tmp_path / "missing")])
 
 
 SMOKE_QUESTIONS = [
@@ -144,3 +187,33 @@ async def test_evaluate_small_run(clean: Runtime, docs_url: str) -> None:
     )
     assert again["indexing"]["unchanged"] == len(pages)
     assert set(again["summary"]) == {"lexical"}
+
+
+async def test_two_corpora_share_one_runtime_in_their_own_collections(clean: Runtime, tmp_path: Path) -> None:
+    """Each corpus is served on its own port and indexed into its own collection; labelled kinds get a breakdown."""
+    django_docs = CORPORA["django"].docs_dir
+    if not PYTHON_DOCS.is_dir() or not django_docs.is_dir():
+        pytest.skip(
+            "python3.11-doc and python-django-doc are needed (apt-get install python3.11-doc python-django-doc)"
+        )
+    sets = {
+        "python": [{"q": "compress a file with gzip", "rel": ["library/gzip.html"]}],
+        "django": [
+            {"q": "keep old URLs working with redirects stored in the database", "rel": ["ref/contrib/redirects.html"]},
+            {"q": "intcomma", "rel": ["ref/contrib/humanize.html"], "kind": "api"},
+        ],
+    }
+    corpora = []
+    for name, items in sets.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(item) + "\n" for item in items))
+        corpora.append(Corpus(name, CORPORA[name].docs_dir, path, CORPORA[name].package, 0, f"-{name}"))
+    args = argparse.Namespace(pages=2, modes="lexical", collection="t", port=0, concurrency=2, no_bm25=False)
+    reports = {c.name: await evaluate_corpus(clean, c, args) for c in corpora}
+    assert {r["collection"] for r in reports.values()} == {"t-python", "t-django"}
+    assert [r["searched_pages"] for r in reports.values()] == [2, 2]  # neither collection sees the other's pages
+    assert reports["python"]["base_url"] != reports["django"]["base_url"]
+    assert set(reports["django"]["summary"]) == {"lexical", "bm25"}
+    assert reports["python"]["kinds"] == {} and reports["python"]["by_kind"] == {}
+    assert reports["django"]["kinds"] == {"api": 1}
+    assert set(reports["django"]["by_kind"]["bm25"]) == {"api"}

@@ -15,6 +15,8 @@ from mcp_web_ingest.interface.schemas import search_result
 from mcp_web_ingest.runtime import Runtime
 from mcp_web_ingest.search.request import SearchRequest
 
+from .site import serve_site
+
 _SCRIPT_SCHEME = re.compile(r"(?i)(?:\]\(|<|href=|src=|^)\s*<?\s*(?:javascript|vbscript|data)\s*:", re.MULTILINE)
 _LIVE_MARKUP = re.compile(r"<[A-Za-z/!?]")
 _INVISIBLE = re.compile("[\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
@@ -52,14 +54,8 @@ async def hostile_url() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/{name}", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_site(app) as url:
+        yield url
 
 
 def _assert_safe(field: str, value: str) -> None:

@@ -17,6 +17,8 @@ from mcp_web_ingest.errors import InvalidInputError
 from mcp_web_ingest.interface.server import create_server
 from mcp_web_ingest.runtime import Runtime, RuntimeHolder
 
+from .site import serve_site
+
 EVIL_PATH = "/" + "a" * 27 + "!"  # with Python's re, '(a+)+$' takes ~16 s on this, doubling per extra 'a'
 GOOD_PATH = "/aaaa"
 MAX_LAG_S = 1.0  # loose: the test machine is small and shared; the unguarded crawl froze the loop for 16 s
@@ -39,14 +41,8 @@ async def evil_site(clean: Runtime) -> AsyncIterator[str]:
     """A site on 127.0.0.1 whose front page links to a URL built to make backtracking regexes explode."""
     app = web.Application()
     app.router.add_get("/{tail:.*}", _handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_site(app) as url:
+        yield url
 
 
 async def _max_loop_lag(stop: asyncio.Event) -> float:

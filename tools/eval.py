@@ -1,12 +1,15 @@
-"""Retrieval-quality eval: index a docs folder served on 127.0.0.1 and score every search mode at page level.
+"""Retrieval-quality eval: index docs folders served on 127.0.0.1 and score every search mode at page level.
 
-Usage: python tools/eval.py [--questions FILE] [--docs-dir DIR] [--pages N] [--modes dense,lexical,hybrid]
-                            [--data-dir .data/eval] [--out eval.json] [--port 8765]
+Usage: python tools/eval.py [--corpus python|django|all] [--questions FILE] [--docs-dir DIR] [--pages N]
+                            [--modes dense,lexical,hybrid] [--data-dir .data/eval] [--out eval.json] [--port 8765]
 
+Each corpus (tools/eval_corpora.py: python, django) has its docs folder, question file, collection and port, so
+several share one DATA_DIR and one runtime; a run prints a table per corpus and writes them all into one JSON report.
 Pages are indexed through the real pipeline (Runtime.open → pipeline.index_page); pages already in the index come
 back `unchanged`, so a second run only searches. Hits are deduplicated by page URL in rank order, then Hit@1/5/10,
-MRR@10 and nDCG@10 (binary relevance) are averaged over the questions. A BM25 (bm25s) page-level baseline runs over
-the extracted markdown of the same pages.
+MRR@10 and nDCG@10 (binary relevance, tools/eval_metrics.py) are averaged over the questions, and over each kind of
+question where the set labels them. A BM25 (bm25s) page-level baseline runs over the extracted markdown of the same
+pages.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,20 +37,21 @@ from mcp_web_ingest.errors import WebIngestError
 from mcp_web_ingest.ingest.extract import extract_page
 from mcp_web_ingest.ingest.urls import normalize_url
 from mcp_web_ingest.search.request import SearchRequest
+from tools.eval_corpora import BASE_COLLECTION, BASE_PORT, CORPORA, Corpus, select_corpora
+from tools.eval_metrics import CUTOFF, METRICS, dedupe, first_rank, kind_table, markdown_table, score_ranking
 
-DEFAULT_DOCS = Path("/usr/share/doc/python3.11/html")
-DEFAULT_QUESTIONS = Path(__file__).resolve().parent / "eval_questions" / "python_docs.jsonl"
+DEFAULT_DOCS = CORPORA["python"].docs_dir
+DEFAULT_QUESTIONS = CORPORA["python"].questions
 DEFAULT_MODES = ("dense", "lexical", "hybrid")
-METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10")
-CUTOFF = 10
 
 
 @dataclass(frozen=True)
 class Question:
-    """One eval question and the pages (docs-relative paths or absolute URLs) that answer it."""
+    """One eval question, the pages (docs-relative paths or absolute URLs) that answer it, and its kind if labelled."""
 
     q: str
     rel: tuple[str, ...]
+    kind: str = ""  # e.g. howto / error / api: the report then breaks the metrics down by kind
 
 
 def prepare_environment() -> None:
@@ -64,13 +69,9 @@ def prepare_environment() -> None:
 
 
 def load_questions(path: Path) -> list[Question]:
-    """Read a JSONL question set: one {"q": ..., "rel": [...]} object per non-blank line."""
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            d = json.loads(line)
-            out.append(Question(d["q"], tuple(d["rel"])))
-    return out
+    """Read a JSONL question set: one {"q": ..., "rel": [...], "kind"?: ...} object per non-blank line."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [Question(d["q"], tuple(d["rel"]), d.get("kind", "")) for d in map(json.loads, filter(str.strip, lines))]
 
 
 def page_url(base_url: str, rel: str) -> str:
@@ -113,48 +114,6 @@ async def serve_dir(docs_dir: Path, port: int = 0) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-# --- metrics ----------------------------------------------------------------------------------------------------
-
-
-def dedupe(urls: Iterable[str]) -> list[str]:
-    """The URLs in first-seen order without repeats."""
-    return list(dict.fromkeys(urls))
-
-
-def hit_at(ranked: Sequence[str], rel: set[str], k: int) -> float:
-    """1.0 when a relevant page is among the first k, else 0.0."""
-    return 1.0 if any(u in rel for u in ranked[:k]) else 0.0
-
-
-def reciprocal_rank(ranked: Sequence[str], rel: set[str], k: int = CUTOFF) -> float:
-    """1/rank of the first relevant page within the first k, else 0.0."""
-    return next((1.0 / i for i, u in enumerate(ranked[:k], 1) if u in rel), 0.0)
-
-
-def ndcg_at(ranked: Sequence[str], rel: set[str], k: int = CUTOFF) -> float:
-    """Binary-relevance nDCG@k: DCG of the ranking over the DCG of all relevant pages ranked first."""
-    dcg = sum(1.0 / math.log2(i + 1) for i, u in enumerate(ranked[:k], 1) if u in rel)
-    ideal = sum(1.0 / math.log2(i + 1) for i in range(1, min(len(rel), k) + 1))
-    return dcg / ideal if ideal else 0.0
-
-
-def first_rank(ranked: Sequence[str], rel: set[str]) -> int | None:
-    """1-based rank of the first relevant page, or None."""
-    return next((i for i, u in enumerate(ranked, 1) if u in rel), None)
-
-
-def score_ranking(ranked: Sequence[str], rel: set[str]) -> dict[str, float]:
-    """Every metric of one page ranking (deduplicated first)."""
-    ranked = dedupe(ranked)
-    return {
-        "hit@1": hit_at(ranked, rel, 1),
-        "hit@5": hit_at(ranked, rel, 5),
-        "hit@10": hit_at(ranked, rel, 10),
-        "mrr@10": reciprocal_rank(ranked, rel),
-        "ndcg@10": ndcg_at(ranked, rel),
-    }
-
-
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-quantile (0..1) by linear interpolation; 0.0 for no values."""
     if not values:
@@ -173,6 +132,14 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         out["p50_ms"] = round(percentile(times, 0.5), 2)
         out["p95_ms"] = round(percentile(times, 0.95), 2)
     return out
+
+
+def summary_by_kind(per_mode: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Each mode's summary over each kind of question; empty when the question set labels no kinds."""
+    kinds = sorted({r["kind"] for rows in per_mode.values() for r in rows if "kind" in r})
+    if not kinds:
+        return {}
+    return {m: {k: aggregate([r for r in rows if r.get("kind") == k]) for k in kinds} for m, rows in per_mode.items()}
 
 
 # --- indexing and searching -------------------------------------------------------------------------------------
@@ -239,6 +206,8 @@ def row_for(q: Question, rel: set[str], ranked: Sequence[str], ms: float | None,
     }
     if ms is not None:
         row["ms"] = round(ms, 2)
+    if q.kind:
+        row["kind"] = q.kind
     return row
 
 
@@ -276,17 +245,7 @@ def bm25_rows(texts: dict[str, str], questions: Sequence[Question], base_url: st
     return rows
 
 
-# --- report -----------------------------------------------------------------------------------------------------
-
-
-def markdown_table(summary: dict[str, dict[str, float]]) -> str:
-    """The per-mode summary as a Markdown table."""
-    head = "| mode | Hit@1 | Hit@5 | Hit@10 | MRR@10 | nDCG@10 | p50 ms | p95 ms |"
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for mode, s in summary.items():
-        cells = [f"{s[m]:.3f}" for m in METRICS] + [f"{s.get('p50_ms', 0):.1f}", f"{s.get('p95_ms', 0):.1f}"]
-        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+# --- running ----------------------------------------------------------------------------------------------------
 
 
 async def evaluate(
@@ -300,7 +259,10 @@ async def evaluate(
     concurrency: int = 4,
     bm25: bool = True,
 ) -> dict[str, Any]:
-    """Index the pages, run every question in every mode (and BM25), return summary, per-question rows and counts."""
+    """Index the pages, run every question in every mode (and BM25), return summary, per-question rows and counts.
+
+    `searched_pages` is every page the searches saw: an index reused from a larger run holds more than `pages`.
+    """
     urls = [page_url(base_url, p) for p in pages]
     indexing = await index_pages(runtime, urls, concurrency, collection)
     per_mode = {m: await run_mode(runtime, questions, base_url, m, CUTOFF, collection) for m in modes}
@@ -310,9 +272,13 @@ async def evaluate(
     return {
         "questions": len(questions),
         "pages": len(pages),
+        "collection": collection,
+        "searched_pages": len(await runtime.store.catalog.page_urls(collection)),
         "indexing": indexing,
         "counts": await runtime.store.catalog.counts(),
         "summary": {m: aggregate(rows) for m, rows in per_mode.items()},
+        "kinds": dict(sorted(Counter(q.kind for q in questions if q.kind).items())),
+        "by_kind": summary_by_kind(per_mode),
         "per_question": per_mode,
     }
 
@@ -360,37 +326,61 @@ def _patched_embedder(runtime_module: Any, backend: str, data_dir: Path) -> Any:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS)
-    p.add_argument("--docs-dir", type=Path, default=DEFAULT_DOCS)
+    p.add_argument(
+        "--corpus", choices=[*CORPORA, "all"], default=None, help="default: all (python with --questions/--docs-dir)"
+    )
+    p.add_argument("--questions", type=Path, default=None, help="replace the question file of the one --corpus")
+    p.add_argument("--docs-dir", type=Path, default=None, help="replace the docs folder of the one --corpus")
     p.add_argument("--pages", type=int, default=None, help="index only N pages (relevant ones + distractors)")
     p.add_argument("--modes", default=",".join(DEFAULT_MODES), help="comma-separated search modes")
     p.add_argument("--data-dir", type=Path, default=Path(".data/eval"))
-    p.add_argument("--collection", default="eval")
-    p.add_argument("--port", type=int, default=8765, help="fixed port so URLs (and the index) are reused")
+    p.add_argument("--collection", default=BASE_COLLECTION, help="python's collection; django's adds -django")
+    p.add_argument(
+        "--port", type=int, default=BASE_PORT, help="python's port (django: +1), fixed so the index is reused"
+    )
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default="torch")
     p.add_argument("--no-bm25", action="store_true")
     p.add_argument("--out", type=Path, default=None, help="write the JSON report here")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        args.corpora = select_corpora(args.corpus, args.docs_dir, args.questions)
+    except ValueError as exc:
+        p.error(str(exc))
+    for c in args.corpora:
+        if not c.docs_dir.is_dir():
+            p.error(f"{c.name}: {c.docs_dir} is missing (Debian package {c.package}; or choose another --corpus)")
+    return args
+
+
+async def evaluate_corpus(rt: Any, corpus: Corpus, args: argparse.Namespace) -> dict[str, Any]:
+    """Serve one corpus on its port, index and score it in its own collection, and print its tables."""
+    questions = load_questions(corpus.questions)
+    pages = choose_pages(list_pages(corpus.docs_dir), questions, args.pages)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    collection = corpus.collection(args.collection)
+    async with serve_dir(corpus.docs_dir, corpus.port(args.port)) as base_url:
+        report = await evaluate(
+            rt, questions, corpus.docs_dir, base_url, pages, modes, collection, args.concurrency, not args.no_bm25
+        )
+    report |= {"docs_dir": str(corpus.docs_dir), "question_file": str(corpus.questions), "base_url": base_url}
+    idx = report["indexing"]
+    print(
+        f"\n## {corpus.name}: {report['questions']} questions, {report['pages']} pages ({idx['indexed']} indexed, "
+        f"{idx['unchanged']} unchanged, {idx['failed']} failed in {idx['seconds']} s), {idx['chunks']} chunks; "
+        f"collection {collection!r} holds {report['searched_pages']} pages\n"
+    )
+    print(markdown_table(report["summary"]))
+    if report["kinds"]:
+        print("\n" + kind_table(report["by_kind"], report["kinds"]))
+    return report
 
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the eval as the options say and print the table."""
-    questions = load_questions(args.questions)
-    pages = choose_pages(list_pages(args.docs_dir), questions, args.pages)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    async with serve_dir(args.docs_dir, args.port) as base_url, open_runtime(args.data_dir, args.backend) as rt:
-        report = await evaluate(
-            rt, questions, args.docs_dir, base_url, pages, modes, args.collection, args.concurrency, not args.no_bm25
-        )
-    report["backend"] = args.backend
-    report["embedding_model"] = rt.embedder.model_name
-    idx = report["indexing"]
-    print(
-        f"{report['questions']} questions, {report['pages']} pages ({idx['indexed']} indexed, {idx['unchanged']} "
-        f"unchanged, {idx['failed']} failed in {idx['seconds']} s), {report['counts']['chunks']} chunks"
-    )
-    print(markdown_table(report["summary"]))
+    """Run the eval over the selected corpora in one runtime, print a table per corpus, write one report."""
+    async with open_runtime(args.data_dir, args.backend) as rt:
+        corpora = {c.name: await evaluate_corpus(rt, c, args) for c in args.corpora}
+    report = {"backend": args.backend, "embedding_model": rt.embedder.model_name, "corpora": corpora}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2))
