@@ -40,7 +40,7 @@ class Case:
     error: type[Exception] | None = None
     fragment: str = ""
     settings: dict[str, Any] | None = None  # overrides of the runtime's settings for this case's fetcher
-    check: Callable[[Any], bool] | None = None  # for successes: a predicate on the outcome
+    check: Callable[[Any], bool] | None = None  # a predicate on the outcome, or on an error's message
 
 
 GUARD = {"allow_private_networks": False}
@@ -135,6 +135,20 @@ CASES = [
     Case("broken-html", "{site}/bad/broken.html", check=PAGES),
     Case("unclosed-title", "{site}/bad/broken.html?title=open", error=ExtractError, fragment="no readable text"),
     Case("deeply-nested", "{site}/bad/nested?depth=1500", check=PAGES),
+    Case("nested-100k", "{site}/bad/nested?depth=100000", check=PAGES),  # cut in one linear pass, not quadratic
+    # --- credentials in the URL: used for the fetch, never part of what is stored or said ---
+    Case(
+        "credentials-404",
+        "http://alice:s3cret@127.0.0.1:{port}/status/404",
+        error=FetchError,
+        fragment="http://127.0.0.1:",
+        check=lambda message: "s3cret" not in message and "alice" not in message,
+    ),
+    Case(
+        "credentials-page",
+        "http://alice:s3cret@127.0.0.1:{port}/guide/install.html",
+        check=lambda o: o.chunk_count >= 1 and "alice" not in o.url and "s3cret" not in o.url,
+    ),
     Case("huge-code-block", "{site}/bad/huge-code.html?lines=1500", check=PAGES),
     Case("nul-byte-in-page", "{site}/bad/nul.html", check=PAGES),
     Case("latin1", "{site}/latin1.html", check=PAGES),
@@ -186,6 +200,7 @@ async def test_bad_input(case: Case, clean: Runtime, site_url: str) -> None:
                 await call()
             message = str(info.value)
             assert case.fragment in message, message
+            assert case.check is None or case.check(message), message
             assert message and len(message) < 2000  # a readable sentence, not a dump
             assert await clean.store.catalog.counts() == before
         else:
