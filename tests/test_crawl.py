@@ -54,6 +54,8 @@ async def test_crawl_discovers_respects_scope_and_reports_failures(clean: Runtim
     # robots.txt: a disallowed page is skipped with its reason, an allowed one in the same folder is indexed
     assert states["private/secret.html"][0] == "skipped" and "robots.txt" in (states["private/secret.html"][1] or "")
     assert states["private/public.html"][0] == "indexed"
+    skipped = {f["url"].split("/crawl/", 1)[-1]: f["reason"] for f in status.skipped}
+    assert "robots.txt" in skipped["private/secret.html"]  # crawl_status says why, not only how many
     # identical content stored once; canonical links followed instead of the page that declares them
     assert "same content as" in (states["install-copy.html"][1] or "")
     assert "canonical" in (states["config-old.html"][1] or "")

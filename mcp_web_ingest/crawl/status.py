@@ -28,6 +28,7 @@ class CrawlStatus:
     failed: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
     notes: tuple[str, ...] = ()
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -54,6 +55,7 @@ async def build_status(jobs: JobStore, job: JobRow) -> CrawlStatus:
     pending = c.get("queued") + c.get("fetching")
     eta = pending / rate if rate > 0 and job.state not in TERMINAL else None
     failed = [{"url": u, "reason": r or ""} for u, r in await jobs.urls_in(job.id, ["failed"])]
+    skipped = [{"url": u, "reason": r or ""} for u, r in await jobs.urls_in(job.id, ["skipped"])]
     counts = {
         "discovered": c.discovered,
         "queued": c.get("queued"),
@@ -81,6 +83,7 @@ async def build_status(jobs: JobStore, job: JobRow) -> CrawlStatus:
         failed,
         job.error,
         job.notes,
+        skipped,
     )
 
 

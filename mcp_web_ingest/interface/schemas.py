@@ -56,6 +56,11 @@ class CrawlJobResult(BaseModel):
     pages_per_s: float
     eta_s: float | None = Field(description="Estimated seconds left (None when unknown or finished)")
     failed: list[FailedUrl] = Field(description="Failed URLs with their reason (first 50)")
+    skipped: list[FailedUrl] = Field(
+        default_factory=list,
+        description="Skipped URLs with their reason (first 50): robots.txt, same content or canonical elsewhere, "
+        "not HTML, limits",
+    )
     error: str | None = Field(default=None, description="Why the job failed or paused")
     notes: list[str] = Field(
         default_factory=list, description="Caveats: robots.txt treated as absent, sitemaps or llms.txt skipped..."
@@ -179,6 +184,7 @@ def job_result(s: CrawlStatus) -> CrawlJobResult:
         pages_per_s=s.pages_per_s,
         eta_s=s.eta_s,
         failed=[FailedUrl(**f) for f in s.failed],
+        skipped=[FailedUrl(**f) for f in s.skipped],
         error=s.error,
         notes=list(s.notes),
     )
