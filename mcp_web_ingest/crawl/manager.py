@@ -82,11 +82,12 @@ class CrawlManager:
         self.validate(params)
         CrawlScope.create(start_url, params.scope, params.include, params.exclude)  # validates the regexes
         existing = await self.jobs.find_unfinished(collection, start_url)
-        job_id = existing.id if existing is not None else None
-        if job_id is None:
+        if existing is not None:
+            job_id = existing.id
+        else:
             job_id = await self._create(collection, "crawl", start_url, params, [(start_url, 0, "start", None)])
         if auth is not None:
-            # Kept in memory only: a job resumed after a restart goes on without them.
+            # Kept in memory only: a job resumed after a restart goes on without them. Set before the job runs.
             self._credentials[job_id] = auth
         self._launch(job_id)
         return job_id
@@ -102,11 +103,14 @@ class CrawlManager:
             )
         params = CrawlParams(max_depth=0, max_pages=len(urls), use_sitemap=False, scope="domain")
         seeds = [(u, 0, "refresh", None) for u in urls]
-        return await self._create(collection, "refresh", url_prefix or urls[0], params, seeds)
+        job_id = await self._create(collection, "refresh", url_prefix or urls[0], params, seeds)
+        self._launch(job_id)
+        return job_id
 
     async def _create(
         self, collection: str, kind: str, start_url: str, params: CrawlParams, seeds: list[tuple[str, int, str, None]]
     ) -> str:
+        """Persist a job and its seed URLs; the caller launches it."""
         active = sum(1 for t in self._tasks.values() if not t.done())
         if active >= self.settings.crawl_max_concurrent_jobs:
             raise InvalidInputError(
@@ -116,7 +120,6 @@ class CrawlManager:
         collection_id = await self.store.catalog.ensure_collection(collection)
         job_id = await self.jobs.create(collection_id, kind, start_url, params)
         await self.jobs.admit(job_id, seeds, limit=max(params.max_pages, len(seeds)))
-        self._launch(job_id)
         return job_id
 
     async def status(self, job_id: str) -> CrawlStatus:

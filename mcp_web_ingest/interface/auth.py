@@ -7,6 +7,7 @@ import ipaddress
 import json
 import socket
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -197,9 +198,22 @@ class BearerAuthMiddleware:
         await _refuse(send, 401, "unauthorized", "send Authorization: Bearer <MCP_AUTH_TOKEN>", challenge)
 
 
-def guard(app: ASGIApp, settings: Settings, bind_host: str, *, metrics_only: bool = False) -> ASGIApp:
-    """Wrap an ASGI app in the token check (when a token is set) and, outermost, the Host/Origin check."""
+GuardLayer = tuple[type, dict[str, Any]]
+
+
+def guard_layers(settings: Settings, bind_host: str, *, metrics_only: bool = False) -> list[GuardLayer]:
+    """The HTTP guards as (middleware class, options), innermost first: the token (when set), then Host/Origin."""
+    layers: list[GuardLayer] = []
     token = settings.mcp_auth_token
     if token is not None and (settings.metrics_require_auth or not metrics_only):
-        app = BearerAuthMiddleware(app, token.get_secret_value(), protect_metrics=settings.metrics_require_auth)
-    return HostGuardMiddleware(app, HostPolicy.for_bind(settings, bind_host))
+        options = {"token": token.get_secret_value(), "protect_metrics": settings.metrics_require_auth}
+        layers.append((BearerAuthMiddleware, options))
+    layers.append((HostGuardMiddleware, {"policy": HostPolicy.for_bind(settings, bind_host)}))
+    return layers
+
+
+def guard(app: ASGIApp, settings: Settings, bind_host: str, *, metrics_only: bool = False) -> ASGIApp:
+    """Wrap an ASGI app in the guards of guard_layers."""
+    for middleware, options in guard_layers(settings, bind_host, metrics_only=metrics_only):
+        app = middleware(app, **options)
+    return app

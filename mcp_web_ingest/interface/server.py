@@ -22,7 +22,7 @@ from mcp_web_ingest.config import Settings
 from mcp_web_ingest.crawl.jobs import CrawlParams
 from mcp_web_ingest.crawl.manager import CrawlStatus
 from mcp_web_ingest.errors import InvalidInputError
-from mcp_web_ingest.interface.auth import BearerAuthMiddleware, HostGuardMiddleware, HostPolicy, guard
+from mcp_web_ingest.interface.auth import guard, guard_layers
 from mcp_web_ingest.interface.schemas import (
     CrawlJobResult,
     DeleteResult,
@@ -367,8 +367,6 @@ def create_http_app(settings: Settings) -> Starlette:
         idle_timeout_s=settings.mcp_session_idle_timeout_s,
         observe=observe_sessions,
     )
-    if settings.mcp_auth_token is not None:
-        token = settings.mcp_auth_token.get_secret_value()
-        app.add_middleware(BearerAuthMiddleware, token=token, protect_metrics=settings.metrics_require_auth)
-    app.add_middleware(HostGuardMiddleware, policy=HostPolicy.for_bind(settings, settings.mcp_host))
+    for middleware, options in guard_layers(settings, settings.mcp_host):
+        app.add_middleware(middleware, **options)
     return app
