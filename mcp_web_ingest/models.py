@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,7 @@ class Hit:
     legs: tuple[LegRank, ...] = ()
     collection: str = "default"
     rerank_score: float | None = None  # the cross-encoder's score, when the results were reranked
+    also_matched: tuple[tuple[str, str | None], ...] = ()  # (section path, anchor) of the page's other matches
 
     @property
     def deep_link(self) -> str:
@@ -168,3 +170,14 @@ def symbol_keys(name: str) -> list[str]:
     full = name.strip().strip("`").lstrip("@").removesuffix("()").lower()
     keys = [full] + [full[m.end() :] for m in SYMBOL_SEPARATOR.finditer(full)]
     return list(dict.fromkeys(k for k in keys if k))
+
+
+_FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.S)
+
+
+def code_share(texts: Sequence[str]) -> float:
+    """Share of the characters of markdown texts that sit in fenced code blocks (0 for no text)."""
+    total = sum(len(t) for t in texts)
+    if not total:
+        return 0.0
+    return sum(len(m.group(0)) for t in texts for m in _FENCED_CODE.finditer(t)) / total

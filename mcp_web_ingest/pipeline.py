@@ -62,7 +62,7 @@ class PipelinePolicy:
     modes: tuple[SearchMode, ...]  # any other mode is served in the default one, with a note that says so
     rerank: bool  # cross-encoder reranking (when a reranker is configured)
     symbols: bool  # code symbols per chunk (when ENABLE_SYMBOL_EXTRACTION)
-    splade: bool  # SPLADE vectors and the sparse leg (when SPLADE_URL is set)
+    splade: bool  # SPLADE vectors and the sparse leg (when SPLADE_URL or SPLADE_MODEL_DIR is set)
     switch: str  # the setting that selects this policy, for notes
 
 

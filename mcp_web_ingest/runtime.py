@@ -56,8 +56,28 @@ def make_fetcher(settings: Settings, metrics: Metrics) -> Fetcher:
 
 
 def make_sparse(settings: Settings, metrics: Metrics) -> SparseEncoder | None:
-    """The SPLADE client when SPLADE_URL is set and hybrid search is on."""
-    if not settings.splade_url or not settings.enable_hybrid_search:
+    """SPLADE when hybrid search is on: the SPLADE_URL client, or SPLADE_MODEL_DIR in-process (ONNX Runtime)."""
+    if not settings.enable_hybrid_search:
+        return None
+    if settings.splade_model_dir is not None:
+        model_dir = settings.splade_model_dir.expanduser()
+        if not (model_dir / "tokenizer.json").is_file():
+            raise ConfigError(f"SPLADE_MODEL_DIR={model_dir} is not a model folder (no tokenizer.json)")
+        try:
+            import onnxruntime  # noqa: F401 - the optional extra, imported only when it is chosen
+        except ImportError as exc:
+            raise ConfigError("SPLADE_MODEL_DIR needs onnxruntime: pip install 'mcp-web-ingest[eval]'") from exc
+        from mcp_web_ingest.encoders.splade_local import LocalSpladeEncoder
+
+        return LocalSpladeEncoder(
+            model_dir,
+            cache_dir=settings.data_dir / "models",  # beside the ONNX exports of EMBEDDING_BACKEND=onnx
+            quantize=settings.splade_quantize,
+            top_k=settings.splade_top_k,
+            batch_size=settings.splade_batch_size,
+            query_timeout_s=settings.splade_query_timeout_s,
+        )
+    if not settings.splade_url:
         return None
     from mcp_web_ingest.encoders.splade import SpladeClient
 
@@ -166,6 +186,8 @@ class Runtime:
             for service in (rt.sparse, rt.reranker):
                 if service is not None:
                     stack.push_async_callback(service.aclose)
+            if rt.sparse is not None:
+                await rt.sparse.start()  # in-process SPLADE loads (exports once) in the background
             stack.push_async_callback(rt.crawler.aclose)
             if rt.sparse is not None and resume_jobs:
                 backfill = asyncio.create_task(rt._backfill_sparse_forever(), name="sparse-backfill")

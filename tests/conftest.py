@@ -69,11 +69,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", BACKENDS, indirect=True, scope="session")
 
 
-def hybrid_hit_legs(rt: Runtime, *legs: str) -> set[str]:
-    """What a hybrid hit names as its provenance: the legs (fused here) or Qdrant's server-side fusion."""
-    return {"qdrant_rrf"} if rt.settings.vector_store == "qdrant" else set(legs)
-
-
 @pytest.fixture(scope="session")
 def backend(request: pytest.FixtureRequest) -> str:
     """The vector store under test: 'postgres' unless the module is marked both_backends."""

@@ -78,5 +78,6 @@ def test_setting_rendering() -> None:
     assert gen_env_example.type_text("allowed_hosts", fields["allowed_hosts"]) == "list"
     assert gen_env_example.default_value(fields["data_dir"]) is None  # computed per user: shown as unset
     assert gen_env_example.default_value(fields["allowed_hosts"]) == ""
-    assert gen_env_example.default_value(fields["fusion_weight_symbol"]) == "2"
+    assert gen_env_example.default_value(fields["fusion_weight_symbol"]) == "1"  # 1.0 shown without ".0"
+    assert gen_env_example.default_value(fields["search_code_page_penalty"]) == "0.3"
     assert gen_env_example.default_value(fields["metrics_require_auth"]) == "false"

@@ -208,7 +208,9 @@ async def test_two_corpora_share_one_runtime_in_their_own_collections(clean: Run
         path = tmp_path / f"{name}.jsonl"
         path.write_text("".join(json.dumps(item) + "\n" for item in items))
         corpora.append(Corpus(name, CORPORA[name].docs_dir, path, CORPORA[name].package, 0, f"-{name}"))
-    args = argparse.Namespace(pages=2, modes="lexical", collection="t", port=0, concurrency=2, no_bm25=False)
+    args = argparse.Namespace(
+        pages=2, modes="lexical", collection="t", port=0, concurrency=2, no_bm25=False, reindex=False
+    )
     reports = {c.name: await evaluate_corpus(clean, c, args) for c in corpora}
     assert {r["collection"] for r in reports.values()} == {"t-python", "t-django"}
     assert [r["searched_pages"] for r in reports.values()] == [2, 2]  # neither collection sees the other's pages

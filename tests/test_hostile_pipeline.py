@@ -71,11 +71,15 @@ async def test_hostile_page_is_indexed_and_searched_safely(clean: Runtime, hosti
     _assert_safe("title", out.title)
     assert out.title == "Zorblax hostile page"
 
-    res = await rt.pipeline.search(SearchRequest.create(rt.settings, "zorblax", k=20, mode="lexical"))
-    assert res.hits
-    texts = " ".join(h.text for h in res.hits)
+    # One page gives at most SEARCH_CHUNKS_PER_PAGE results: one search for each of the chunks checked below.
+    hits = []
+    for query in ("zorblax gadget configured tab link", "zorblax deep paragraph", "zorblax text tricks"):
+        res = await rt.pipeline.search(SearchRequest.create(rt.settings, query, k=20, mode="lexical"))
+        assert res.hits
+        hits += res.hits
+    texts = " ".join(h.text for h in hits)
     assert "the tab link" in texts and "Zorblax deep paragraph" in texts  # the text stays, the targets go
-    for h in res.hits:
+    for h in hits:
         for field, value in (
             ("url", h.url),
             ("deep_link", h.deep_link),
@@ -92,6 +96,10 @@ async def test_hostile_page_is_indexed_and_searched_safely(clean: Runtime, hosti
     for hit in search_result(res).results:  # what the search tool returns
         for field in ("url", "deep_link", "title", "section", "text"):
             _assert_safe(field, getattr(hit, field))
+        for other in hit.also_matched:  # the page's other matching sections, named beside the result
+            _assert_safe("also_matched", other.section)
+            _assert_safe("also_matched", other.deep_link)
+            assert not re.search(r"[\"'<>\s]", other.deep_link), other.deep_link
 
 
 @pytest.mark.timeout(300)

@@ -1,10 +1,17 @@
-"""Lexical sparse vectors (the Qdrant store's BM25 leg): terms, stable ids, weights."""
+"""BM25 term vectors (both stores' lexical leg): code-aware terms, stable ids, weights, the heading field, IDF."""
 
 from __future__ import annotations
 
 import pytest
 
-from mcp_web_ingest.encoders.lexical import HASH_SPACE, document_vector, query_vector, term_id, terms
+from mcp_web_ingest.encoders.lexical import (
+    HASH_SPACE,
+    bm25_idf,
+    document_vector,
+    query_vector,
+    term_id,
+    terms,
+)
 
 
 @pytest.mark.parametrize(
@@ -17,6 +24,11 @@ from mcp_web_ingest.encoders.lexical import HASH_SPACE, document_vector, query_v
         ("", []),
         ("the of and", []),
         ("naïve café", ["naïv", "café"]),
+        # camelCase and PascalCase names whole and in their humps (acronyms kept together)
+        ("getElementById", ["getelementbyid", "get", "element", "id"]),
+        ("HTTPServer", ["httpserver", "http", "server"]),
+        ("QuerySet.select_related", ["queryset.select_related", "queryset", "queri", "set", "select", "relat"]),
+        ("snake_case_name", ["snake_case_name", "snake", "case", "name"]),
     ],
 )
 def test_terms(text: str, expected: list[str]) -> None:
@@ -45,3 +57,18 @@ def test_query_vector_weights_each_distinct_term_once() -> None:
     assert sorted(vec.indices) == sorted({term_id("gather"), term_id("asyncio"), term_id("asyncio.gather")})
     assert set(vec.values) == {1.0}
     assert query_vector("the and of").indices == ()
+
+
+def test_heading_words_weigh_more_than_body_words() -> None:
+    vec = document_vector("configure the retention window here", headings=("Retention",))
+    plain = document_vector("configure the retention window here")
+    weight = dict(zip(vec.indices, vec.values, strict=True))
+    assert weight[term_id("retent")] > weight[term_id("window")]  # the heading word outweighs a body word
+    assert dict(zip(plain.indices, plain.values, strict=True))[term_id("retent")] == pytest.approx(
+        dict(zip(plain.indices, plain.values, strict=True))[term_id("window")]
+    )
+
+
+def test_idf_is_positive_and_falls_with_document_frequency() -> None:
+    assert bm25_idf(1, 1000) > bm25_idf(10, 1000) > bm25_idf(900, 1000) > 0
+    assert bm25_idf(1000, 1000) > 0 and bm25_idf(5000, 1000) == bm25_idf(1000, 1000)  # clamped, never negative

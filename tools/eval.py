@@ -146,7 +146,7 @@ def summary_by_kind(per_mode: dict[str, list[dict[str, Any]]]) -> dict[str, dict
 
 
 async def index_pages(
-    runtime: Any, urls: Sequence[str], concurrency: int = 4, collection: str | None = None
+    runtime: Any, urls: Sequence[str], concurrency: int = 4, collection: str | None = None, force: bool = False
 ) -> dict[str, Any]:
     """Index every URL through the pipeline with bounded concurrency; counts of each outcome and the time taken."""
     sem = asyncio.Semaphore(concurrency)
@@ -156,7 +156,7 @@ async def index_pages(
     async def one(url: str) -> None:
         async with sem:
             try:
-                outcome = await runtime.pipeline.index_page(url, collection=collection)
+                outcome = await runtime.pipeline.index_page(url, collection=collection, force=force)
             except WebIngestError as exc:
                 counts["failed"] += 1
                 failures.append(f"{url}: {exc}")
@@ -258,18 +258,20 @@ async def evaluate(
     collection: str | None = None,
     concurrency: int = 4,
     bm25: bool = True,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Index the pages, run every question in every mode (and BM25), return summary, per-question rows and counts.
 
     `searched_pages` is every page the searches saw: an index reused from a larger run holds more than `pages`.
     """
     urls = [page_url(base_url, p) for p in pages]
-    indexing = await index_pages(runtime, urls, concurrency, collection)
+    indexing = await index_pages(runtime, urls, concurrency, collection, force)
     per_mode = {m: await run_mode(runtime, questions, base_url, m, CUTOFF, collection) for m in modes}
     if bm25:
         texts = await asyncio.to_thread(page_texts, docs_dir, pages, base_url)
         per_mode["bm25"] = await asyncio.to_thread(bm25_rows, texts, questions, base_url)
     return {
+        "leaders_lost": leaders_lost(per_mode),
         "questions": len(questions),
         "pages": len(pages),
         "collection": collection,
@@ -281,6 +283,21 @@ async def evaluate(
         "by_kind": summary_by_kind(per_mode),
         "per_question": per_mode,
     }
+
+
+def leaders_lost(per_mode: dict[str, list[dict[str, Any]]], fused: str = "hybrid") -> dict[str, int]:
+    """For each single leg, how many questions' first page (in that leg alone) fusion left out of its top 3."""
+    if fused not in per_mode:
+        return {}
+    out = {}
+    for leg in ("dense", "lexical", "sparse"):
+        if leg in per_mode:
+            out[leg] = sum(
+                1
+                for alone, both in zip(per_mode[leg], per_mode[fused], strict=True)
+                if alone["top"] and alone["top"][0] not in both["top"][:3]
+            )
+    return out
 
 
 def make_settings(data_dir: Path) -> Any:
@@ -341,6 +358,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default="torch")
     p.add_argument("--no-bm25", action="store_true")
+    p.add_argument("--reindex", action="store_true", help="fetch and index every page again (after extraction changes)")
     p.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     args = p.parse_args(argv)
     try:
@@ -361,7 +379,16 @@ async def evaluate_corpus(rt: Any, corpus: Corpus, args: argparse.Namespace) -> 
     collection = corpus.collection(args.collection)
     async with serve_dir(corpus.docs_dir, corpus.port(args.port)) as base_url:
         report = await evaluate(
-            rt, questions, corpus.docs_dir, base_url, pages, modes, collection, args.concurrency, not args.no_bm25
+            rt,
+            questions,
+            corpus.docs_dir,
+            base_url,
+            pages,
+            modes,
+            collection,
+            args.concurrency,
+            not args.no_bm25,
+            args.reindex,
         )
     report |= {"docs_dir": str(corpus.docs_dir), "question_file": str(corpus.questions), "base_url": base_url}
     idx = report["indexing"]
@@ -371,6 +398,9 @@ async def evaluate_corpus(rt: Any, corpus: Corpus, args: argparse.Namespace) -> 
         f"collection {collection!r} holds {report['searched_pages']} pages\n"
     )
     print(markdown_table(report["summary"]))
+    if report["leaders_lost"]:
+        lost = ", ".join(f"{leg} {n}" for leg, n in report["leaders_lost"].items())
+        print(f"\nA page one leg ranked first, left out of hybrid's top 3: {lost} (of {report['questions']} questions)")
     if report["kinds"]:
         print("\n" + kind_table(report["by_kind"], report["kinds"]))
     return report

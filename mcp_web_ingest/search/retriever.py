@@ -1,11 +1,11 @@
-"""Search: candidate legs (dense, lexical, SPLADE), weighted reciprocal-rank fusion, reranking, answer budget."""
+"""Search: candidate legs (dense, lexical, SPLADE), page-aware fusion, reranking, results per page, answer budget."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.encoders.dense import Embedder
@@ -15,14 +15,16 @@ from mcp_web_ingest.errors import InvalidInputError, ServiceError
 from mcp_web_ingest.ingest.symbols import is_symbol_like
 from mcp_web_ingest.metrics import Metrics
 from mcp_web_ingest.models import Hit
-from mcp_web_ingest.search.fusion import Fused, reciprocal_rank_fusion, share_budget, trim_text
+from mcp_web_ingest.search.fusion import Fused, FusedPage, fuse_pages, share_budget, trim_text
 from mcp_web_ingest.search.request import SearchMode, SearchRequest
 from mcp_web_ingest.storage.interfaces import Store
-from mcp_web_ingest.storage.records import SearchFilter, StoredChunk
+from mcp_web_ingest.storage.records import SearchFilter
 
 log = logging.getLogger(__name__)
 
 MIN_SNIPPET_CHARS = 200
+CODE_PAGE_SHARE = 0.8  # a page with more of its text in code blocks is a source listing (SEARCH_CODE_PAGE_PENALTY)
+MAX_ALSO_MATCHED = 5  # other sections of a page named on its first result
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class SearchOutcome:
 
 
 class Retriever:
-    """Runs the legs a mode asks for, fuses them, optionally reranks, and fits the answer to a character budget."""
+    """Runs the legs a mode asks for, fuses them into pages, optionally reranks, and fits the answer to a budget."""
 
     def __init__(
         self,
@@ -61,7 +63,9 @@ class Retriever:
     async def search(self, request: SearchRequest, mode: SearchMode) -> SearchOutcome:
         """Search in ``mode`` (the pipeline resolves the request's mode), record metrics."""
         if mode == "sparse" and self.sparse is None:
-            raise InvalidInputError("mode 'sparse' needs the SPLADE service: set SPLADE_URL")
+            raise InvalidInputError(
+                "mode 'sparse' needs SPLADE: set SPLADE_URL (a service) or SPLADE_MODEL_DIR (in-process)"
+            )
         where = SearchFilter(request.collection, request.url_prefix, request.symbol)
         use_rerank = self.reranker is not None and request.rerank
         started = time.perf_counter()
@@ -83,44 +87,17 @@ class Retriever:
         return await self.store.index.sparse_candidates(vector, n, where)
 
     def _weights(self) -> dict[str, float]:
-        """RRF weight of each leg, by leg name."""
+        """Fusion weight of each leg, by leg name."""
         return {
             "dense": self.settings.fusion_weight_dense,
             "lexical": self.settings.fusion_weight_lexical,
             "sparse": self.settings.fusion_weight_sparse,
             "symbol": self.settings.fusion_weight_symbol,
-            "qdrant_rrf": 1.0,  # the Qdrant store's server-side fusion of the other legs
         }
 
-    async def _server_fused(
-        self, query: str, n: int, where: SearchFilter, notes: list[str], fused_from: list[str]
-    ) -> list[tuple[int, float]]:
-        """Hybrid in one Qdrant Query API call: a prefetch per leg, fused there by weighted RRF."""
-        # The two query encoders run at once; only SPLADE may fail softly.
-        dense, splade = await asyncio.gather(
-            self.embedder.embed_query(query),
-            self.sparse.encode([query], "query") if self.sparse is not None else asyncio.sleep(0, None),
-            return_exceptions=True,
-        )
-        if isinstance(dense, BaseException):
-            raise dense
-        legs: dict[str, object] = {"dense": dense, "lexical": query}
-        if isinstance(splade, ServiceError):
-            notes.append(f"SPLADE leg skipped: {splade}")
-        elif isinstance(splade, BaseException):
-            raise splade
-        elif splade is not None:
-            legs["sparse"] = splade[0]
-        fused_from.extend(legs)
-        weights = self._weights()
-        return await self.store.index.fused_candidates(legs, weights, self.settings.rrf_k, n, where)
-
     async def _legs(
-        self, query: str, n: int, where: SearchFilter, mode: SearchMode, notes: list[str], fused_from: list[str]
+        self, query: str, n: int, where: SearchFilter, mode: SearchMode, notes: list[str]
     ) -> dict[str, list[tuple[int, float]]]:
-        if mode == "hybrid" and self.store.index.fuses_server_side:
-            # Each hit's provenance is then the fused rank; legs_used names the legs that went into it.
-            return {"qdrant_rrf": await self._server_fused(query, n, where, notes, fused_from)}
         wanted = {
             "dense": mode in ("hybrid", "dense"),
             "lexical": mode in ("hybrid", "lexical"),
@@ -141,17 +118,73 @@ class Retriever:
         return legs
 
     async def _rerank(
-        self, query: str, fused: list[Fused], rows: dict[int, StoredChunk], notes: list[str]
-    ) -> dict[int, float] | None:
+        self, query: str, pages: list[FusedPage], pinned: set[int], notes: list[str]
+    ) -> tuple[list[FusedPage], dict[int, float] | None]:
+        """Pages and their chunks reordered by the cross-encoder over the first RERANK_INITIAL_K chunks."""
         assert self.reranker is not None
-        candidates = [f.chunk_id for f in fused if f.chunk_id in rows]
+        pool = [c.chunk_id for page in pages for c in page.chunks][: self.settings.rerank_initial_k]
+        rows = await self.store.catalog.get_chunks(pool)
+        candidates = [c for c in pool if c in rows]
         texts = [" › ".join(rows[c].section_path) + "\n\n" + rows[c].text for c in candidates]
         try:
-            scores = await self.reranker.rerank(query, texts)
+            scores = dict(zip(candidates, await self.reranker.rerank(query, texts), strict=True))
         except ServiceError as exc:
             notes.append(f"reranking skipped, fused order kept: {exc}")
-            return None
-        return dict(zip(candidates, scores, strict=True))
+            return pages, None
+
+        def chunk_key(c: Fused) -> tuple[bool, float]:
+            # Exact symbol definitions stay first; the cross-encoder orders everything else.
+            return c.chunk_id not in pinned, -scores.get(c.chunk_id, float("-inf"))
+
+        reordered = [replace(page, chunks=tuple(sorted(page.chunks, key=chunk_key))) for page in pages]
+        return sorted(reordered, key=lambda page: chunk_key(page.chunks[0])), scores
+
+    def _shown(self, page: FusedPage) -> list[Fused]:
+        """The chunks of a page given as results: the best, then others up to the cap that score at least half."""
+        best = page.chunks[0]
+        more = [c for c in page.chunks[1:] if c.score >= 0.5 * best.score]
+        return [best, *more][: self.settings.search_chunks_per_page]
+
+    async def _hits(self, pages: list[FusedPage], k: int, rerank_scores: dict[int, float] | None) -> list[Hit]:
+        """Up to k results, page by page, each page's other matching sections named on its first result."""
+        pages = pages[: k + 5]  # a few spare pages cover results dropped as duplicates
+        shown = {page.page_id: self._shown(page) for page in pages}
+        # Rows of what is shown and of the sections that may be named beside it, not of every candidate.
+        wanted = [c.chunk_id for page in pages for c in page.chunks[: len(shown[page.page_id]) + MAX_ALSO_MATCHED]]
+        rows = await self.store.catalog.get_chunks(wanted)
+        hits: list[Hit] = []
+        seen_text: set[str] = set()
+        for page in pages:
+            ids = {c.chunk_id for c in shown[page.page_id]}
+            also: dict[str, str | None] = {}
+            for c in page.chunks:
+                row = rows.get(c.chunk_id)
+                if c.chunk_id not in ids and row is not None and len(also) < MAX_ALSO_MATCHED:
+                    also.setdefault(" › ".join(row.section_path) or row.title, row.anchor)
+            for position, f in enumerate(shown[page.page_id]):
+                row = rows.get(f.chunk_id)
+                if row is None or row.content_hash in seen_text or len(hits) == k:
+                    continue
+                seen_text.add(row.content_hash)
+                hits.append(
+                    Hit(
+                        chunk_id=row.id,
+                        page_id=row.page_id,
+                        url=row.url,
+                        title=row.title,
+                        section_path=row.section_path,
+                        anchor=row.anchor,
+                        text=row.text,
+                        score=page.score,
+                        legs=f.legs,
+                        collection=row.collection,
+                        rerank_score=rerank_scores.get(f.chunk_id) if rerank_scores is not None else None,
+                        also_matched=tuple(also.items()) if position == 0 else (),
+                    )
+                )
+        if rerank_scores is not None:  # the cross-encoder's order, a page's second result after other pages' best
+            hits.sort(key=lambda h: -(h.rerank_score if h.rerank_score is not None else float("-inf")))
+        return hits
 
     async def _search(
         self, query: str, k: int, where: SearchFilter, mode: SearchMode, max_chars: int, use_rerank: bool
@@ -159,67 +192,52 @@ class Retriever:
         started = time.perf_counter()
         notes: list[str] = []
         n = max(self.settings.rerank_initial_k, k)
-        fused_from: list[str] = []
-        legs = await self._legs(query, n, where, mode, notes, fused_from)
-        pinned: list[int] = []
+        legs = await self._legs(query, n, where, mode, notes)
+        pinned: set[int] = set()
         if mode == "hybrid" and self.settings.enable_symbol_extraction and is_symbol_like(query):
             # A query that names a symbol exactly: its defining chunks lead, the chunks using it join the fusion.
             symbol_leg = await self.store.catalog.symbol_candidates(query.strip("`() "), n, where)
             if symbol_leg:
                 legs["symbol"] = symbol_leg
-                pinned = [cid for cid, score in symbol_leg if score == 4.0]
-        fused = reciprocal_rank_fusion(legs, self._weights(), self.settings.rrf_k)
+                pinned = {cid for cid, score in symbol_leg if score == 4.0}
+        chunk_pages = await self.store.catalog.chunk_pages(list({cid for leg in legs.values() for cid, _ in leg}))
+        page_of = {cid: ref.page_id for cid, ref in chunk_pages.items()}
+        penalty = 1.0 - self.settings.search_code_page_penalty
+        code_pages = {ref.page_id: penalty for ref in chunk_pages.values() if ref.code_share > CODE_PAGE_SHARE}
+        pages = fuse_pages(legs, page_of, self._weights(), self.settings.fusion_method, self.settings.rrf_k, code_pages)
         if pinned:
-            first = set(pinned)
-            fused = [f for f in fused if f.chunk_id in first] + [f for f in fused if f.chunk_id not in first]
-        # Reranking sees RERANK_INITIAL_K candidates; otherwise a few spare ones cover dropped duplicates.
-        pool = fused[: self.settings.rerank_initial_k] if use_rerank else fused[: k * 3]
-        rows = await self.store.catalog.get_chunks([f.chunk_id for f in pool])
-        rerank_scores = await self._rerank(query, pool, rows, notes) if use_rerank and pool else None
-        if rerank_scores is not None:
-            # Exact symbol definitions stay first; the cross-encoder orders everything else.
-            first = set(pinned)
-            pool = sorted(pool, key=lambda f: (f.chunk_id not in first, -rerank_scores.get(f.chunk_id, float("-inf"))))
-        hits: list[Hit] = []
-        seen_text: set[str] = set()
-        for f in pool:
-            row = rows.get(f.chunk_id)
-            if row is None or row.content_hash in seen_text:
-                continue
-            seen_text.add(row.content_hash)
-            rerank_score = rerank_scores.get(f.chunk_id) if rerank_scores is not None else None
-            hits.append(
-                Hit(
-                    chunk_id=row.id,
-                    page_id=row.page_id,
-                    url=row.url,
-                    title=row.title,
-                    section_path=row.section_path,
-                    anchor=row.anchor,
-                    text=row.text,
-                    score=f.score,
-                    legs=f.legs,
-                    collection=row.collection,
-                    rerank_score=rerank_score,
-                )
-            )
-            if len(hits) == k:
-                break
+            pages = _pin(pages, pinned, set(code_pages))
+        rerank_scores = None
+        if use_rerank and pages:
+            pages, rerank_scores = await self._rerank(query, pages, pinned, notes)
+        hits = await self._hits(pages, k, rerank_scores)
         # Fewer useful snippets beat many useless ones: keep only as many hits as the budget can show meaningfully.
         found = len(hits)
         hits = hits[: max(1, max_chars // MIN_SNIPPET_CHARS)]
         allowances = share_budget([len(h.text) for h in hits], max_chars, MIN_SNIPPET_CHARS)
         truncated = len(hits) < found or any(a < len(h.text) for a, h in zip(allowances, hits, strict=True))
-        trimmed = tuple(
-            Hit(**{**h.__dict__, "text": trim_text(h.text, a)}) for h, a in zip(hits, allowances, strict=True)
-        )
+        trimmed = tuple(replace(h, text=trim_text(h.text, a)) for h, a in zip(hits, allowances, strict=True))
         return SearchOutcome(
             query=query,
             mode=mode,
             hits=trimmed,
-            legs_used=tuple(leg for name in legs for leg in (fused_from if name == "qdrant_rrf" else (name,))),
+            legs_used=tuple(legs),
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             truncated=truncated,
             notes=tuple(notes),
             reranked=rerank_scores is not None,
         )
+
+
+def _pin(pages: list[FusedPage], pinned: set[int], listings: set[int]) -> list[FusedPage]:
+    """Pages holding an exact symbol definition first, the definition first among their chunks."""
+    first, rest = [], []
+    for page in pages:
+        # A definition in a source listing is ranked like any other page: the documentation of the symbol (or the
+        # page that uses it as asked) answers better than its source code.
+        if page.page_id not in listings and any(c.chunk_id in pinned for c in page.chunks):
+            chunks = sorted(page.chunks, key=lambda c: c.chunk_id not in pinned)
+            first.append(replace(page, chunks=tuple(chunks)))
+        else:
+            rest.append(page)
+    return first + rest

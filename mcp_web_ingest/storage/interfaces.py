@@ -2,7 +2,7 @@
 Store that writes and deletes pages across both.
 
 Callers hold a Store and read through `store.catalog` and `store.index`; what an index can do is declared on it
-(`fuses_server_side`, `keeps_sparse_postings`, `outside_catalog`) and read directly.
+(`keeps_sparse_postings`, `outside_catalog`) and read directly.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 from mcp_web_ingest.models import Chunk, SparseVec, Symbol
 from mcp_web_ingest.storage.records import (
     ChunkEntry,
+    ChunkPage,
     Deleted,
     PageRecord,
     RepairReport,
@@ -113,6 +114,10 @@ class Catalog(Protocol):
         """Chunk ids taken from the sequence ahead of a write."""
         ...
 
+    async def chunk_pages(self, ids: Sequence[int]) -> dict[int, ChunkPage]:
+        """The page of each chunk, by chunk id (chunks deleted meanwhile are left out)."""
+        ...
+
     async def get_chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """Chunks with their page data, by id."""
         ...
@@ -161,9 +166,8 @@ class Catalog(Protocol):
 
 
 class VectorIndex(Protocol):
-    """Where chunks are searched by vector and by term: each search leg, or all of them fused in one call."""
+    """Where chunks are searched by vector and by term, one search leg at a time (the retriever fuses them)."""
 
-    fuses_server_side: bool  # hybrid search is one `fused_candidates` call; otherwise the retriever fuses the legs
     keeps_sparse_postings: bool  # SPLADE vectors are catalog postings, written in the page's transaction
     # Holds its own copy of the vectors: entries are written first under reserved chunk ids, deleted after their
     # chunks leave the catalog, and can drift from it (`repair`).
@@ -232,12 +236,6 @@ class VectorIndex(Protocol):
 
     async def sparse_candidates(self, query: SparseVec, k: int, where: SearchFilter) -> Candidates:
         """Chunks by SPLADE dot product with the query."""
-        ...
-
-    async def fused_candidates(
-        self, legs: dict[str, Any], weights: dict[str, float], rrf_k: int, k: int, where: SearchFilter
-    ) -> Candidates:
-        """All legs in one call, fused by weighted RRF (only where `fuses_server_side`)."""
         ...
 
     async def repair(self, *, dry_run: bool = False) -> RepairReport:

@@ -109,6 +109,14 @@ class ChunkEntry:
 
 
 @dataclass(frozen=True)
+class ChunkPage:
+    """The page a chunk belongs to, with what search weighs about the page."""
+
+    page_id: int
+    code_share: float  # share of the page's text in code blocks
+
+
+@dataclass(frozen=True)
 class WrittenPage:
     """A page the catalog committed: its id and the ids of the chunks it replaced."""
 

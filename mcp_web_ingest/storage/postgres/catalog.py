@@ -9,12 +9,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from mcp_web_ingest.errors import SchemaMismatchError, StoreError
-from mcp_web_ingest.models import Chunk, SparseVec, Symbol
+from mcp_web_ingest.models import Chunk, SparseVec, Symbol, code_share
 from mcp_web_ingest.storage.db import Database
-from mcp_web_ingest.storage.postgres.postings import copy_chunks, copy_postings, copy_symbols
+from mcp_web_ingest.storage.postgres.postings import copy_chunks, copy_lexical_postings, copy_postings, copy_symbols
 from mcp_web_ingest.storage.postgres.sources import SourcesMixin, collection_id
 from mcp_web_ingest.storage.records import (
     ChunkEntry,
+    ChunkPage,
     PageRecord,
     SearchFilter,
     StoredChunk,
@@ -161,22 +162,24 @@ class PostgresCatalog(SourcesMixin):
         postings: Sequence[SparseVec] | None,
         chunk_ids: Sequence[int] | None,
     ) -> WrittenPage:
+        collection_key = await collection_id(conn, collection)
         cur = await conn.execute(
             """
             INSERT INTO pages (collection_id, url, final_url, canonical_url, domain, title, description,
-                               language, content_hash, etag, last_modified, http_status, pipeline, chunk_count)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                               language, content_hash, etag, last_modified, http_status, pipeline, chunk_count,
+                               code_share)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (collection_id, url) DO UPDATE SET
                 final_url = EXCLUDED.final_url, canonical_url = EXCLUDED.canonical_url,
                 domain = EXCLUDED.domain, title = EXCLUDED.title, description = EXCLUDED.description,
                 language = EXCLUDED.language, content_hash = EXCLUDED.content_hash, etag = EXCLUDED.etag,
                 last_modified = EXCLUDED.last_modified, http_status = EXCLUDED.http_status,
-                pipeline = EXCLUDED.pipeline, chunk_count = EXCLUDED.chunk_count,
+                pipeline = EXCLUDED.pipeline, chunk_count = EXCLUDED.chunk_count, code_share = EXCLUDED.code_share,
                 crawled_at = now(), indexed_at = now()
             RETURNING id
             """,
             (
-                await collection_id(conn, collection),
+                collection_key,
                 page.url,
                 page.final_url,
                 page.canonical_url,
@@ -190,6 +193,7 @@ class PostgresCatalog(SourcesMixin):
                 page.http_status,
                 page.pipeline,
                 len(chunks),
+                code_share([c.text for c in chunks]),
             ),
         )
         row = await cur.fetchone()
@@ -198,9 +202,11 @@ class PostgresCatalog(SourcesMixin):
         cur = await conn.execute("DELETE FROM chunks WHERE page_id = %s RETURNING id", (page_id,))
         replaced = tuple(int(r[0]) for r in await cur.fetchall())
         await copy_chunks(conn, page_id, page.pipeline, chunks, vectors, chunk_ids)
+        cur = await conn.execute("SELECT ordinal, id FROM chunks WHERE page_id = %s", (page_id,))
+        ids: dict[int, int] = dict(await cur.fetchall())
+        # The section path starts with the page title (the chunker puts it there), so title words count as headings.
+        await copy_lexical_postings(conn, [(ids[c.ordinal], collection_key, c.section_path, c.text) for c in chunks])
         if postings is not None or symbols:
-            cur = await conn.execute("SELECT ordinal, id FROM chunks WHERE page_id = %s", (page_id,))
-            ids: dict[int, int] = dict(await cur.fetchall())
             if postings is not None:
                 await copy_postings(conn, [(ids[i], vec) for i, vec in enumerate(postings)])
                 await conn.execute("UPDATE chunks SET has_sparse = true WHERE page_id = %s", (page_id,))
@@ -217,6 +223,18 @@ class PostgresCatalog(SourcesMixin):
                 "SELECT nextval(pg_get_serial_sequence('chunks', 'id')) FROM generate_series(1, %s)", (count,)
             )
             return [int(r[0]) for r in await cur.fetchall()]
+
+    async def chunk_pages(self, ids: Sequence[int]) -> dict[int, ChunkPage]:
+        """The page of each chunk, by chunk id (chunks deleted meanwhile are left out)."""
+        if not ids:
+            return {}
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT c.id, c.page_id, p.code_share FROM chunks c JOIN pages p ON p.id = c.page_id "
+                "WHERE c.id = ANY(%s)",
+                (list(ids),),
+            )
+            return {int(i): ChunkPage(int(p), float(share)) for i, p, share in await cur.fetchall()}
 
     async def get_chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """Chunks with their page data, by id."""

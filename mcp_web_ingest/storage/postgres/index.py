@@ -16,6 +16,7 @@ from mcp_web_ingest.errors import StoreError
 from mcp_web_ingest.models import SparseVec
 from mcp_web_ingest.storage.db import Database
 from mcp_web_ingest.storage.postgres.catalog import EMBEDDING_LOCK, hnsw_index_name
+from mcp_web_ingest.storage.postgres.lexical import LexicalPostings
 from mcp_web_ingest.storage.postgres.postings import copy_postings
 from mcp_web_ingest.storage.records import (
     ChunkEntry,
@@ -23,15 +24,13 @@ from mcp_web_ingest.storage.records import (
     SearchFilter,
     search_filter_sql,
     translate_errors,
-    tsquery_text_is_strict,
 )
 
 
 @translate_errors
 class PgVectorIndex:
-    """Dense (HNSW), lexical (tsvector) and SPLADE (postings) legs, fused by the retriever."""
+    """Dense (HNSW), lexical (BM25 postings) and SPLADE (postings) legs, fused by the retriever."""
 
-    fuses_server_side = False
     keeps_sparse_postings = True
     outside_catalog = False
     connected = True  # it uses the catalog's pool
@@ -39,9 +38,11 @@ class PgVectorIndex:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.dimension: int | None = None
+        self.lexical = LexicalPostings(db)
 
     async def open(self) -> None:
-        """Nothing to open: the catalog's pool serves the index."""
+        """Write the BM25 postings of chunks stored before they existed (the catalog's pool serves the index)."""
+        await self.lexical.backfill()
 
     async def aclose(self) -> None:
         """Nothing to close."""
@@ -120,23 +121,8 @@ class PgVectorIndex:
         return sorted(((int(i), float(s)) for i, s in rows), key=lambda r: -r[1])
 
     async def lexical_candidates(self, query: str, k: int, where: SearchFilter) -> list[tuple[int, float]]:
-        """Chunks matching the query's words (PostgreSQL full text, English stemming), best ranked first."""
-        filter_sql, params = search_filter_sql(where)
-        # websearch_to_tsquery ANDs every word, which starves natural-language questions; unless the user wrote
-        # operators, OR the words and let ranking reward chunks that match more of them.
-        tsq = (
-            "websearch_to_tsquery('english', %s)"
-            if tsquery_text_is_strict(query)
-            else "replace(websearch_to_tsquery('english', %s)::text, ' & ', ' | ')::tsquery"
-        )
-        sql = (
-            f"WITH q AS (SELECT {tsq} AS q) "
-            "SELECT c.id, ts_rank(c.tsv, q.q, 1) AS score FROM chunks c JOIN pages p ON p.id = c.page_id, q "
-            f"WHERE q.q <> ''::tsquery AND c.tsv @@ q.q{filter_sql} ORDER BY score DESC, c.id LIMIT %s"
-        )
-        async with self.db.pool.connection() as conn:
-            cur = await conn.execute(sql, [query, *params, k])
-            return [(int(i), float(s)) for i, s in await cur.fetchall()]
+        """Chunks by BM25 over their text and headings (code-aware terms), best first."""
+        return await self.lexical.candidates(query, k, where)
 
     async def sparse_candidates(self, query: SparseVec, k: int, where: SearchFilter) -> list[tuple[int, float]]:
         """Chunks by SPLADE dot product with the query (exact, over the postings), best first."""
@@ -152,12 +138,6 @@ class PgVectorIndex:
         async with self.db.pool.connection() as conn:
             cur = await conn.execute(sql, [list(query.indices), list(query.values), *params, k])
             return [(int(i), float(s)) for i, s in await cur.fetchall()]
-
-    async def fused_candidates(
-        self, legs: dict[str, Any], weights: dict[str, float], rrf_k: int, k: int, where: SearchFilter
-    ) -> list[tuple[int, float]]:
-        """Not offered (fuses_server_side is False): the retriever fuses this index's legs itself."""
-        raise StoreError("Internal error: the pgvector index does not fuse legs; the retriever does")
 
     async def repair(self, *, dry_run: bool = False) -> RepairReport:
         """Always in sync: the vectors are the catalog's own rows."""

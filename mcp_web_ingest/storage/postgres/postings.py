@@ -1,4 +1,4 @@
-"""Rows written by COPY inside a caller's transaction: chunks, SPLADE postings and code-symbol lookup keys."""
+"""Rows written by COPY inside a caller's transaction: chunks, SPLADE and BM25 postings, code-symbol lookup keys."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import psycopg
 
+from mcp_web_ingest.encoders.lexical import document_vector
 from mcp_web_ingest.models import Chunk, SparseVec, Symbol, symbol_keys
 
 
@@ -18,9 +19,13 @@ async def copy_chunks(
     vectors: Sequence[np.ndarray],
     chunk_ids: Sequence[int] | None,
 ) -> None:
-    """COPY a page's chunks with their dense vectors; under chunk_ids when given, else the sequence assigns ids."""
+    """COPY a page's chunks with their dense vectors; under chunk_ids when given, else the sequence assigns ids.
+
+    The caller writes their BM25 postings in the same transaction (copy_lexical_postings): has_lexical is set here.
+    """
     columns = "page_id, ordinal, section_path, context, anchor, text, token_count, content_hash, pipeline, embedding"
-    types = ["int8", "int4", "text[]", "text", "text", "text", "int4", "text", "text", "vector"]
+    columns += ", has_lexical"
+    types = ["int8", "int4", "text[]", "text", "text", "text", "int4", "text", "text", "vector", "bool"]
     if chunk_ids is not None:
         columns, types = "id, " + columns, ["int8", *types]
     async with (
@@ -40,6 +45,7 @@ async def copy_chunks(
                 chunk.content_hash,
                 pipeline,
                 np.asarray(vector, dtype=np.float32),
+                True,
             )
             await copy.write_row(values if chunk_ids is None else (chunk_ids[i], *values))
 
@@ -55,6 +61,23 @@ async def copy_postings(conn: psycopg.AsyncConnection, rows: Sequence[tuple[int,
             for term, weight in zip(vec.indices, vec.values, strict=True):
                 if weight > 0:
                     await copy.write_row((term, chunk_id, weight))
+
+
+async def copy_lexical_postings(
+    conn: psycopg.AsyncConnection, rows: Sequence[tuple[int, int, Sequence[str], str]]
+) -> None:
+    """COPY the BM25 postings of chunks given as (chunk id, collection id, section path, text)."""
+    async with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY chunk_lexical_postings (term, chunk_id, weight, collection_id) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy,
+    ):
+        copy.set_types(["int4", "int8", "float4", "int8"])
+        for chunk_id, collection, path, text in rows:
+            vec = document_vector(text, path)
+            for term, weight in zip(vec.indices, vec.values, strict=True):
+                await copy.write_row((term, chunk_id, weight, collection))
 
 
 async def copy_symbols(conn: psycopg.AsyncConnection, ids: dict[int, int], symbols: Sequence[Sequence[Symbol]]) -> None:

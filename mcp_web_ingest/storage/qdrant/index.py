@@ -42,7 +42,7 @@ def _point(entry: ChunkEntry) -> qm.PointStruct:
 
     vectors: dict[str, Any] = {
         DENSE: np.asarray(entry.vector, dtype=np.float32).tolist(),
-        LEXICAL: _sparse(document_vector(f"{entry.context}\n{entry.text}")),
+        LEXICAL: _sparse(document_vector(entry.text, (entry.context,))),
     }
     if entry.splade is not None:
         vectors[SPLADE] = _sparse(entry.splade)
@@ -56,9 +56,8 @@ def _point(entry: ChunkEntry) -> qm.PointStruct:
 
 
 class QdrantIndex:
-    """Every vector leg and the hybrid fusion (server-side RRF) in one Qdrant collection."""
+    """Every vector leg (dense, BM25 lexical with Qdrant's IDF, SPLADE) as named vectors of one Qdrant collection."""
 
-    fuses_server_side = True
     keeps_sparse_postings = False  # SPLADE vectors live in the points
     outside_catalog = True
 
@@ -70,8 +69,6 @@ class QdrantIndex:
         self.name = settings.qdrant_collection
         self.dimension: int | None = None
         self._client: AsyncQdrantClient | None = None
-        # What the server's RRF accepts: 2 = k and weights (Qdrant >= 1.17), 1 = k (1.16), 0 = plain RRF (1.10).
-        self._rrf_level = 2
         self._collection_ready = False  # checked or created; retried on first use when Qdrant was down at start
 
     # --- connection ------------------------------------------------------------------------------------------------
@@ -268,45 +265,6 @@ class QdrantIndex:
         if not query.indices:
             return []
         return await self._query("SPLADE search", where, k, query=_sparse(query), using=SPLADE)
-
-    async def fused_candidates(
-        self, legs: dict[str, Any], weights: dict[str, float], rrf_k: int, k: int, where: SearchFilter
-    ) -> list[tuple[int, float]]:
-        """One Query API call: a prefetch per leg (dense vector, lexical text, sparse SPLADE vector), fused by RRF."""
-        from qdrant_client import models as qm
-
-        prefetch, used = [], []
-        for name, query in legs.items():
-            if name == LEXICAL:
-                query = query_vector(query)
-            if isinstance(query, SparseVec):
-                if not query.indices:
-                    continue
-                query = _sparse(query)
-            else:
-                query = np.asarray(query, dtype=np.float32).tolist()
-            using = SPLADE if name == "sparse" else name  # the retriever's leg name → the named vector
-            prefetch.append(qm.Prefetch(query=query, using=using, limit=k))
-            used.append(weights.get(name, 1.0))
-        if not prefetch:
-            return []
-        equal = len(set(used)) == 1
-        fusion: Any
-        if self._rrf_level == 2 and not equal:
-            fusion = qm.RrfQuery(rrf=qm.Rrf(k=rrf_k, weights=used))
-        elif self._rrf_level >= 1:
-            fusion = qm.RrfQuery(rrf=qm.Rrf(k=rrf_k))
-        else:
-            fusion = qm.FusionQuery(fusion=qm.Fusion.RRF)
-        try:
-            return await self._query("hybrid search", where, k, prefetch=prefetch, query=fusion)
-        except VectorStoreError as exc:
-            if self._rrf_level == 0 or "rrf" not in str(exc).lower():
-                raise
-            # An older server: step down once and for all, and say so.
-            self._rrf_level -= 1
-            log.warning("Qdrant refused this RRF form (older server?); falling back to a simpler one: %s", exc)
-            return await self.fused_candidates(legs, weights, rrf_k, k, where)
 
     # --- repair ----------------------------------------------------------------------------------------------------
 
