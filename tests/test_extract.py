@@ -242,3 +242,35 @@ def test_real_page_asyncio_content(real_pages) -> None:
     assert section.path == ("Running Tasks Concurrently",)
     assert "asyncio.gather(*aws, return_exceptions=False)" in section.markdown
     assert "```python\nimport asyncio\n\nasync def factorial(name, number):" in section.markdown
+
+
+_SITE_CHROME = """<!DOCTYPE html><html><head><title>Writing custom commands — Example 3.2 documentation</title></head>
+<body><div class="document"><div id="custom-doc">
+  <div id="hd">
+    <h1><a href="../index.html">Example 3.2 documentation</a></h1>
+    <div id="global-nav"><a href="../index.html">Home</a> | <a href="../contents.html">Table of contents</a> |
+      <a href="../genindex.html">Index</a></div>
+    <div class="nav">&laquo; <a href="prev.html">previous</a> | <a href="index.html">up</a> |
+      <a href="next.html">next</a> &raquo;</div>
+  </div>
+  <div id="bd"><div class="yui-g">
+    <h1 id="writing-custom-commands">Writing custom commands</h1>
+    <p>Applications can register their own actions with the command line tool.</p>
+    <div class="see-also">Functions on this page: <a href="#run">run()</a>, <a href="#stop">stop()</a></div>
+    <h2 id="run">Running a command</h2><p>Call run with the command name.</p>
+  </div></div>
+  <div id="ft"><div class="nav">&laquo; <a href="prev.html">previous</a> | <a href="index.html">up</a> |
+    <a href="next.html">next</a> &raquo;</div></div>
+</div></div></body></html>"""
+
+
+def test_site_chrome_without_tags_is_dropped() -> None:
+    """A logo heading that only links home is not the title, and bars of links to other pages are not content."""
+    page = extract_page(_SITE_CHROME, "http://docs.test/howto/commands.html")
+    assert page.title == "Writing custom commands"
+    text = "\n".join(s.markdown for s in page.sections)
+    assert "previous" not in text and "Table of contents" not in text and "Example 3.2 documentation" not in text
+    assert "register their own actions" in text and "Call run with the command name" in text
+    assert "run()" in text  # a bar of links within the page is content
+    chunks = chunk_page(page)
+    assert all(c.section_path[0] == "Writing custom commands" for c in chunks)

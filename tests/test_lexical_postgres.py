@@ -1,9 +1,16 @@
-"""The BM25 leg on PostgreSQL: operators only when written, collection filters, back-fill of older chunks."""
+"""The BM25 leg on PostgreSQL: operators only when written, filters, back-fill of older chunks; code share."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from mcp_web_ingest.models import code_share
 from mcp_web_ingest.runtime import Runtime
 from mcp_web_ingest.search.request import SearchRequest
+
+MIGRATION = Path(__file__).resolve().parent.parent / "migrations" / "0006_lexical_postings.sql"
 
 
 async def _lexical(rt: Runtime, query: str, **kwargs: object) -> list:
@@ -44,3 +51,25 @@ async def test_chunks_stored_before_the_postings_existed_are_back_filled(clean: 
     async with clean.store.catalog.db.pool.connection() as conn:
         cur = await conn.execute("SELECT count(*) FROM chunks WHERE NOT has_lexical")
         assert (await cur.fetchone())[0] == 0
+
+
+async def test_the_migration_computes_code_share_as_the_writer_does(clean: Runtime, site_url: str) -> None:
+    """Pages stored before the code_share column get, from SQL, the share models.code_share gives new pages."""
+    for name in ("source.html", "manual.html", "dom.html"):
+        await clean.pipeline.index_page(f"{site_url}/retrieval/{name}")
+    sql = MIGRATION.read_text().split("-- migrate:up", 1)[1].split("-- migrate:down", 1)[0]
+    update = sql[sql.index("UPDATE pages SET code_share") :].split(";", 1)[0]
+    async with clean.store.catalog.db.pool.connection() as conn:
+        cur = await conn.execute("SELECT id, code_share FROM pages ORDER BY id")
+        written = dict(await cur.fetchall())
+        cur = await conn.execute("SELECT page_id, text FROM chunks ORDER BY page_id, ordinal")
+        texts: dict[int, list[str]] = {}
+        for page_id, text in await cur.fetchall():
+            texts.setdefault(page_id, []).append(text)
+        await conn.execute("UPDATE pages SET code_share = 0")
+        await conn.execute(update)
+        cur = await conn.execute("SELECT id, code_share FROM pages ORDER BY id")
+        migrated = dict(await cur.fetchall())
+    assert migrated == pytest.approx(written)
+    assert written == pytest.approx({page: code_share(t) for page, t in texts.items()})
+    assert max(written.values()) > 0.8 and min(written.values()) == 0

@@ -6,6 +6,7 @@ import pytest
 
 from mcp_web_ingest.runtime import Runtime
 from mcp_web_ingest.search.request import SearchRequest
+from mcp_web_ingest.search.retriever import Retriever
 
 pytestmark = pytest.mark.both_backends
 
@@ -60,3 +61,20 @@ async def test_headings_count_more_than_body_text(clean: Runtime, site_url: str)
     await _index(clean, site_url)
     hits = await _search(clean, "widget accessibility", mode="lexical")
     assert hits[0].section_path[-1] == "Widget accessibility"
+
+
+async def test_a_source_listing_ranks_lower_by_the_code_page_penalty(clean: Runtime, site_url: str) -> None:
+    await _index(clean, site_url)
+    await clean.pipeline.index_page(f"{site_url}/retrieval/source.html")
+    request = SearchRequest.create(clean.settings, "widget palette colours background border accent", k=10)
+    penalised = {h.url: h.score for h in (await clean.pipeline.search(request)).hits}
+    plain = Retriever(
+        clean.settings.model_copy(update={"search_code_page_penalty": 0.0}), clean.embedder, clean.store, clean.metrics
+    )
+    unpenalised = {h.url: h.score for h in (await plain.search(request, "hybrid")).hits}
+    listing, manual = f"{site_url}/retrieval/source.html", f"{site_url}/retrieval/manual.html"
+    assert penalised[listing] == pytest.approx((1 - clean.settings.search_code_page_penalty) * unpenalised[listing])
+    assert penalised[manual] == pytest.approx(unpenalised[manual])  # prose pages keep their score
+    ids = [h.chunk_id for h in (await clean.pipeline.search(request)).hits]
+    shares = {ref.page_id: ref.code_share for ref in (await clean.store.catalog.chunk_pages(ids)).values()}
+    assert max(shares.values()) > 0.8 and min(shares.values()) < 0.2  # the listing is nearly all code, prose is not

@@ -92,6 +92,10 @@ async def test_index_and_search_over_mcp(clean: Runtime, mode: str, site_url: st
         assert hits[0]["section"].startswith("Configuring quux retention windows › ")
         assert {leg["leg"] for leg in hits[0]["legs"]} == {"dense", "lexical"}
         assert hits[0]["rank"] == 1 and hits[0]["score"] > 0
+        also = [s for hit in hits for s in hit["also_matched"]]  # other sections of a result's page that matched
+        assert all(s["deep_link"].startswith(f"{site_url}/guide/") and s["section"] for s in also)
+        shown = {(hit["url"], hit["section"]) for hit in hits}
+        assert not any((s["deep_link"].split("#")[0], s["section"]) in shown for s in also)
 
 
 @pytest.mark.parametrize(
