@@ -34,6 +34,7 @@ from mcp_web_ingest.ingest.extract import extract_page
 from mcp_web_ingest.models import Chunk, ExtractedPage, sha256_hex
 from mcp_web_ingest.search.request import SearchRequest
 from mcp_web_ingest.storage.records import PageRecord, SearchFilter
+from tools.bench_report import markdown_table
 from tools.eval import (
     DEFAULT_DOCS,
     DEFAULT_MODES,
@@ -134,6 +135,15 @@ async def embed_rate(runtime: Any, chunks: Sequence[Chunk]) -> dict[str, float]:
         "cpu_s": round(cpu, 2),
         "chunks_per_cpu_s": round(len(texts) / max(cpu, 1e-9), 2),
     }
+
+
+async def sparse_rate(runtime: Any, chunks: Sequence[Chunk]) -> dict[str, float] | None:
+    """SPLADE document texts/s on the exact texts the pipeline encodes, when SPLADE is configured."""
+    if runtime.sparse is None:
+        return None
+    await runtime.sparse.encode(["warm-up"], "document")  # in-process: loads (exports once) the model
+    _, ms = await timed(lambda: runtime.sparse.encode([c.embed_text for c in chunks], "document"))
+    return {"chunks": len(chunks), "seconds": round(ms / 1000, 2), "chunks_per_s": round(len(chunks) / (ms / 1000), 2)}
 
 
 # --- search latency ---------------------------------------------------------------------------------------------
@@ -261,6 +271,7 @@ async def run_bench(
     chunks = [c for page in extracted.values() for c in runtime.pipeline.chunk(page)]
     fetch_pps = await fetch_extract_rate(runtime, urls, concurrency)
     embed = await embed_rate(runtime, chunks)
+    splade = await sparse_rate(runtime, chunks[:500])
     cpu = time.process_time()
     first = await index_pages(runtime, urls, concurrency)
     first["cpu_s"] = round(time.process_time() - cpu, 2)
@@ -290,6 +301,7 @@ async def run_bench(
         "extract_pages_per_s": round(extract_pps, 2),
         "fetch_extract_pages_per_s": round(fetch_pps, 2),
         "embedder_only": embed,
+        "splade_only": splade,
         "index_first": {k: first[k] for k in ("indexed", "unchanged", "failed", "chunks", "seconds", "cpu_s")},
         "index_chunks_per_s": round(e2e_cps, 2),
         "index_chunks_per_cpu_s": round(first["chunks"] / max(first["cpu_s"], 1e-9), 2),
@@ -305,50 +317,6 @@ async def run_bench(
         "peak_rss_mb": peak_rss_mb(),
         "rss_mb": current_rss_mb(),
     }
-
-
-def _search_rows(label: str, part: dict[str, Any]) -> list[str]:
-    """Table rows of one search-latency section."""
-    rows = []
-    for mode, s in part["latency"].items():
-        floor = part["floor_p50_ms"][mode]
-        rows.append(
-            f"| search {mode} @ {part['chunks']} chunks ({label}) | p50 {s['p50_ms']:.1f} / p95 {s['p95_ms']:.1f} / "
-            f"p99 {s['p99_ms']:.1f} ms | floor p50 {floor:.1f} ms (×{s['p50_ms'] / max(floor, 1e-9):.2f}) |"
-        )
-    f = part["floor"]
-    rows.append(
-        f"| floor legs @ {part['chunks']} chunks | embed_query p50 {f['embed_query']['p50_ms']:.1f} ms, "
-        f"dense SQL p50 {f['dense_sql']['p50_ms']:.1f} ms, lexical SQL p50 {f['lexical_sql']['p50_ms']:.1f} ms | |"
-    )
-    return rows
-
-
-def markdown_table(r: dict[str, Any]) -> str:
-    """The bench report as a Markdown table of figures and ratios."""
-    e, s = r["embedder_only"], r["single_page_index"]
-    rows = [
-        "| measure | value | ratio / note |",
-        "|---|---:|---|",
-        f"| pages / chunks | {r['pages']} / {r['chunks']} | {r['embedding_model']} |",
-        f"| extract (pure) | {r['extract_pages_per_s']:.1f} pages/s | |",
-        f"| fetch + extract | {r['fetch_extract_pages_per_s']:.1f} pages/s | |",
-        f"| embedder only | {e['chunks_per_s']:.1f} chunks/s | {e['chunks']} chunks in {e['seconds']} s; "
-        f"{e['chunks_per_cpu_s']:.1f} chunks per process CPU-s |",
-        f"| end-to-end index | {r['index_chunks_per_s']:.1f} chunks/s | efficiency ×{r['pipeline_efficiency']:.2f} "
-        f"of embedder-only ({r['index_first']['seconds']} s; {r['index_chunks_per_cpu_s']:.1f} chunks per process "
-        "CPU-s) |",
-        f"| unchanged re-index | {r['reindex_unchanged']['seconds']} s | ×{r['reindex_ratio']:.3f} of first index |",
-        f"| single-page index | p50 {s['p50_ms']:.0f} / p95 {s['p95_ms']:.0f} ms | {s['mean_chunks']} chunks/page, "
-        f"n={s['n']} |",
-        *_search_rows("docs", r["search"]),
-        f"| synthetic insert | {r['synthetic_insert']['chunks_per_s']:.0f} chunks/s | "
-        f"{r['synthetic_insert']['chunks']} chunks in {r['synthetic_insert']['seconds']} s |",
-        *(row for part in r.get("synthetic_steps", [r["synthetic_search"]]) for row in _search_rows("synthetic", part)),
-        f"| peak RSS | {r['peak_rss_mb']:.0f} MiB | bench process only (PostgreSQL runs separately) |",
-        f"| load average (1 min) at the end | {r['load_avg_1m']} | on {os.cpu_count()} cores |",
-    ]
-    return "\n".join(rows)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
