@@ -41,6 +41,8 @@ async def test_index_search_health_migrate(cli_env: None, site_url: str, capsys:
     assert await main(["search", "corporate proxy", "--k", "2"]) == 0
     out = capsys.readouterr().out
     assert "results for 'corporate proxy'" in out and f"{site_url}/guide/install.html#pip-behind-a-proxy" in out
+    assert await main(["search", "install", "--k", "1"]) == 0  # one result: the page's other sections are named
+    assert "   also: Installing the Froobnicator › " in capsys.readouterr().out
 
     assert await main(["search", "corporate proxy", "--mode", "lexical", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -180,6 +180,8 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
             print(f"\n{hit.rank}. {hit.section}\n   {hit.deep_link}\n   score {hit.score:.4f} ({legs})")
             snippet = " ".join(hit.text.split())
             print("   " + (snippet[:300] + ("…" if len(snippet) > 300 else "")))
+            for other in hit.also_matched:
+                print(f"   also: {other.section}  {other.deep_link}")
         return 0
 
     return asyncio.run(with_runtime(settings, run))
