@@ -176,7 +176,7 @@ def test_unknown_local_model_is_a_config_error(tmp_path: Path) -> None:
 
 
 async def test_openai_compatible_endpoint(runtime: Runtime, tmp_path: Path) -> None:
-    model = runtime.embedder._model  # type: ignore[attr-defined]  # the loaded sentence-transformers model
+    model = runtime.embedder._model.value  # type: ignore[attr-defined]  # the loaded sentence-transformers model
     behaviour = Behaviour()
     async with serve(model, behaviour) as base:
         s = _settings(
@@ -242,7 +242,7 @@ async def test_runtime_with_openai_provider_indexes_and_searches(
     runtime: Runtime, tmp_path: Path, site_url: str
 ) -> None:
     """The whole pipeline on an OpenAI-compatible embedder, with its own embedded database."""
-    model = runtime.embedder._model  # type: ignore[attr-defined]
+    model = runtime.embedder._model.value  # type: ignore[attr-defined]
     behaviour = Behaviour()
     async with serve(model, behaviour) as base:
         s = _settings(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -25,6 +24,7 @@ from mcp_web_ingest.encoders.batching import (
     MicroBatcher,
     PriorityLane,
 )
+from mcp_web_ingest.encoders.loading import BackgroundLoad
 from mcp_web_ingest.errors import ConfigError, EmbeddingError
 from mcp_web_ingest.retry import TransientError, backoff, is_transient_status, retry_transient
 
@@ -125,9 +125,7 @@ class ThreadedLocalEmbedder:
         self._dir = resolve_local_model_dir(self.model_name)
         self._dimension = read_local_dimension(self._dir)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"embedder-{self.backend}")
-        self._model: Any = None
-        self._loading: asyncio.Future[None] | None = None
-        self._error: Exception | None = None
+        self._model: BackgroundLoad[Any] = BackgroundLoad(self._executor, self._load)
         self._observe = observe_batch
         self._lane = PriorityLane()  # the model thread: queries go before the next slice of documents
         self.queries: MicroBatcher[np.ndarray] = MicroBatcher(
@@ -147,23 +145,15 @@ class ThreadedLocalEmbedder:
         """Unit-length vectors of texts (runs on the worker thread)."""
         raise NotImplementedError
 
-    def _load_into_self(self) -> None:
-        self._model = self._load()
-
     async def start(self) -> None:
         """Begin loading the model in the background; the first embed call waits for it."""
-        if self._loading is None:
-            self._loading = asyncio.get_running_loop().run_in_executor(self._executor, self._load_into_self)
+        self._model.start()
 
     async def _ready(self) -> Any:
-        await self.start()
-        assert self._loading is not None
         try:
-            await asyncio.shield(self._loading)
+            return await self._model.get()
         except Exception as exc:
-            self._error = exc
             raise EmbeddingError(f"The local embedding model in {self._dir} failed to load: {exc}") from exc
-        return self._model
 
     async def _encode(self, texts: list[str], priority: int) -> np.ndarray:
         model = await self._ready()
@@ -198,10 +188,10 @@ class ThreadedLocalEmbedder:
 
     async def health(self) -> dict[str, Any]:
         """Loaded, loading or failed."""
-        if self._error is not None:
-            return {"status": "error", "detail": str(self._error)}
+        if self._model.error is not None:
+            return {"status": "error", "detail": str(self._model.error)}
         return {
-            "status": "ok" if self._model is not None else "loading",
+            "status": "ok" if self._model.value is not None else "loading",
             "provider": "local",
             "backend": self.backend,
             "model": self.model_name,
@@ -211,12 +201,9 @@ class ThreadedLocalEmbedder:
     async def aclose(self) -> None:
         """Fail queries still waiting, then stop the worker thread."""
         await self.queries.aclose()
-        if self._loading is not None and not self._loading.done():
-            # A load in progress cannot be interrupted; wait so the thread is idle before shutdown.
-            with contextlib.suppress(Exception):
-                await self._loading
+        await self._model.settle()  # the thread must be idle before shutdown
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._model = None
+        self._model.value = None
 
 
 class LocalEmbedder(ThreadedLocalEmbedder):

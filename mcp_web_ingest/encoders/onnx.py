@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,17 +104,25 @@ def quantize_int8(src: Path, out: Path) -> Path:
     return out
 
 
-def ensure_onnx_model(model_dir: Path, cache_dir: Path, quantize: bool = False) -> Path:
-    """The cached ONNX file of the model (fp32 or int8), exporting/quantising it on first use."""
+def ensure_onnx_model(
+    model_dir: Path,
+    cache_dir: Path,
+    quantize: bool = False,
+    *,
+    export: Callable[[Path, Path], Path] | None = None,
+    stem: str = "model",
+) -> Path:
+    """The cached ONNX file of a model (fp32 or int8), exported (by `export`, default export_onnx) and quantised on
+    first use, under ``<cache_dir>/<model>-<fingerprint>/<stem>[.int8].onnx``."""
     folder = cache_dir / f"{model_dir.name}-{model_fingerprint(model_dir)}"
     folder.mkdir(parents=True, exist_ok=True)
-    fp32 = folder / "model.onnx"
+    fp32 = folder / f"{stem}.onnx"
     if not fp32.exists():
         log.info("exporting %s to ONNX under %s", model_dir, folder)
-        export_onnx(model_dir, fp32)
+        (export or export_onnx)(model_dir, fp32)
     if not quantize:
         return fp32
-    int8 = folder / "model.int8.onnx"
+    int8 = folder / f"{stem}.int8.onnx"
     if not int8.exists():
         quantize_int8(fp32, int8)
     return int8

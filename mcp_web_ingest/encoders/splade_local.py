@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from mcp_web_ingest.encoders.onnx import INPUT_NAMES, ONNX_OPSET, model_fingerprint, quantize_int8, read_max_seq_length
+from mcp_web_ingest.encoders.loading import BackgroundLoad
+from mcp_web_ingest.encoders.onnx import INPUT_NAMES, ONNX_OPSET, ensure_onnx_model, read_max_seq_length
 from mcp_web_ingest.encoders.splade import SparseKind
 from mcp_web_ingest.errors import InvalidInputError, SparseUnavailable
 from mcp_web_ingest.models import SparseVec
@@ -78,20 +79,6 @@ def export_in_child(model_dir: Path, out: Path) -> Path:
     return out
 
 
-def ensure_splade_onnx(model_dir: Path, cache_dir: Path, quantize: bool = False) -> Path:
-    """The cached SPLADE ONNX file (fp32 or int8), exported/quantised on first use."""
-    folder = cache_dir / f"{model_dir.name}-{model_fingerprint(model_dir)}"
-    folder.mkdir(parents=True, exist_ok=True)
-    fp32 = folder / "splade.onnx"
-    if not fp32.exists():
-        log.info("exporting SPLADE %s to ONNX under %s", model_dir, folder)
-        export_in_child(model_dir, fp32)
-    int8 = folder / "splade.int8.onnx"
-    if quantize and not int8.exists():
-        quantize_int8(fp32, int8)
-    return int8 if quantize else fp32
-
-
 def top_k_row(row: np.ndarray, top_k: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(ascending indices, values) of the positive entries of row, the top_k largest only when given."""
     idx = np.flatnonzero(row > 0)
@@ -118,7 +105,8 @@ class SpladeOnnxRunner:
         from tokenizers import Tokenizer
 
         self.model_dir = Path(model_dir)
-        self.path = ensure_splade_onnx(self.model_dir, Path(cache_dir or self.model_dir.parent), quantize)
+        cache = Path(cache_dir or self.model_dir.parent)
+        self.path = ensure_onnx_model(self.model_dir, cache, quantize, export=export_in_child, stem="splade")
         # sentence_bert_config.json's max_seq_length, else the tokenizer's model_max_length (what ST truncates to).
         tok_cfg = self.model_dir / "tokenizer_config.json"
         default = json.loads(tok_cfg.read_text()).get("model_max_length", 512) if tok_cfg.exists() else 512
@@ -208,28 +196,17 @@ class LocalSpladeEncoder:
             SpladeOnnxRunner, self.model_dir, cache, quantize=quantize, max_length=max_length, **options
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="splade-onnx")
-        self._runner: SpladeOnnxRunner | None = None
-        self._loading: asyncio.Future[None] | None = None
-        self._error: Exception | None = None
-
-    def _load(self) -> None:
-        self._runner = self._make_runner()
+        self._runner: BackgroundLoad[SpladeOnnxRunner] = BackgroundLoad(self._executor, self._make_runner)
 
     async def start(self) -> None:
         """Begin loading (exporting on first use) in the worker thread; encode waits for it."""
-        if self._loading is None:
-            self._loading = asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+        self._runner.start()
 
     async def _ready(self) -> SpladeOnnxRunner:
-        await self.start()
-        assert self._loading is not None
         try:
-            await asyncio.shield(self._loading)
+            return await self._runner.get()
         except Exception as exc:
-            self._error = exc
             raise SparseUnavailable(f"SPLADE model {self.model_dir} failed to load: {exc}", service="splade") from exc
-        assert self._runner is not None
-        return self._runner
 
     def _encode_sync(self, runner: SpladeOnnxRunner, texts: list[str]) -> list[SparseVec]:
         pairs = runner.encode(texts, self.top_k)
@@ -262,19 +239,19 @@ class LocalSpladeEncoder:
 
     async def health(self) -> dict[str, Any]:
         """Loaded, loading, not started or failed."""
-        dim = self._runner.dim if self._runner else None
-        out: dict[str, Any] = {"url": self.url, "backend": self.backend, "model": self.model_dir.name, "dim": dim}
-        if self._error is not None:
-            return {**out, "status": "error", "detail": str(self._error)}
-        status = "ok" if self._runner else ("loading" if self._loading else "not loaded")
+        runner = self._runner.value
+        out: dict[str, Any] = {"url": self.url, "backend": self.backend, "model": self.model_dir.name}
+        out["dim"] = runner.dim if runner is not None else None
+        if self._runner.error is not None:
+            return {**out, "status": "error", "detail": str(self._runner.error)}
+        status = "ok" if runner is not None else ("loading" if self._runner.started else "not loaded")
         return {**out, "status": status}
 
     async def aclose(self) -> None:
         """Wait for a load in progress, then stop the worker thread."""
-        if self._loading is not None:  # a load in progress cannot be interrupted
-            await asyncio.gather(self._loading, return_exceptions=True)
+        await self._runner.settle()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._runner = None
+        self._runner.value = None
 
 
 if __name__ == "__main__":  # export_in_child: python -m mcp_web_ingest.encoders.splade_local MODEL_DIR OUT
