@@ -72,22 +72,27 @@ def export_onnx(model_dir: Path, out: Path) -> Path:
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
             return out.last_hidden_state
 
-    model = _Transformer().eval()
+    export_module(_Transformer().eval(), out, "last_hidden_state", {0: "batch", 1: "seq"})
+
+
+def export_module(module: Any, out: Path, output: str, output_axes: dict[int, str]) -> Path:
+    """torch.onnx.export of a module taking (input ids, attention mask, token type ids), batch and sequence dynamic."""
+    import torch
+
     ids = torch.ones((2, 16), dtype=torch.long)
     tmp = out.with_suffix(f".tmp{os.getpid()}")
     with torch.no_grad():
         torch.onnx.export(
-            model,
+            module,
             (ids, torch.ones_like(ids), torch.zeros_like(ids)),
             str(tmp),
             input_names=list(INPUT_NAMES),
-            output_names=["last_hidden_state"],
-            dynamic_axes={n: {0: "batch", 1: "seq"} for n in INPUT_NAMES}
-            | {"last_hidden_state": {0: "batch", 1: "seq"}},
+            output_names=[output],
+            dynamic_axes={n: {0: "batch", 1: "seq"} for n in INPUT_NAMES} | {output: output_axes},
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
-    tmp.replace(out)  # atomic: a concurrent process sees either nothing or the whole file
+    return tmp.replace(out)  # atomic: a concurrent process sees either nothing or the whole file
     return out
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mcp_web_ingest.encoders.loading import BackgroundLoad
-from mcp_web_ingest.encoders.onnx import INPUT_NAMES, ONNX_OPSET, ensure_onnx_model, read_max_seq_length
+from mcp_web_ingest.encoders.onnx import ensure_onnx_model, export_module, read_max_seq_length
 from mcp_web_ingest.encoders.splade import SparseKind
 from mcp_web_ingest.errors import InvalidInputError, SparseUnavailable
 from mcp_web_ingest.models import SparseVec
@@ -49,21 +49,7 @@ def export_splade_onnx(model_dir: Path, out: Path) -> Path:
             masked = logits * attention_mask.unsqueeze(-1).to(logits.dtype)
             return torch.relu(masked.amax(dim=1))  # log1p in numpy: log(1 + x) in fp32 would zero tiny x
 
-    model = _Splade().eval()
-    ids = torch.ones((2, 16), dtype=torch.long)
-    tmp = out.with_suffix(f".tmp{os.getpid()}")
-    with torch.no_grad():
-        torch.onnx.export(
-            model,
-            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
-            str(tmp),
-            input_names=list(INPUT_NAMES),
-            output_names=["sparse"],
-            dynamic_axes={n: {0: "batch", 1: "seq"} for n in INPUT_NAMES} | {"sparse": {0: "batch"}},
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-        )
-    return tmp.replace(out)  # atomic: a concurrent process sees either nothing or the whole file
+    return export_module(_Splade().eval(), out, "sparse", {0: "batch"})
 
 
 def export_in_child(model_dir: Path, out: Path) -> Path:
