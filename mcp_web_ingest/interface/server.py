@@ -254,10 +254,11 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         title="Search indexed pages",
         description=(
             "Search the pages indexed with `index_web_page`. Write the query as a question or keywords; exact API or "
-            "function names work too. Hybrid mode fuses semantic (dense), full-text (lexical) and, when configured, "
-            "learned-sparse (SPLADE) retrieval, then a cross-encoder reranks the candidates when one is configured. "
-            "Each result gives the page URL, a deep link to the nearest heading, the section path and the matching "
-            "text, trimmed so all results fit in `max_chars`. Cite the deep links."
+            "function names work too; quotes and -word are honoured. Hybrid mode ranks pages by fusing semantic "
+            "(dense), BM25 (lexical) and, when configured, learned-sparse (SPLADE) retrieval, then a cross-encoder "
+            "reranks when one is configured. Each result gives the page URL, a deep link to the nearest heading, the "
+            "section path and the matching text, trimmed so all results fit in `max_chars`; a page's other matching "
+            "sections are listed in `also_matched`. Cite the deep links."
         ),
         annotations=READ_ONLY,
     )
@@ -277,7 +278,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             Literal["hybrid", "dense", "lexical", "sparse"] | None,
             Field(
                 description="hybrid (default: every leg fused), or one leg alone for debugging: dense (semantic), "
-                "lexical (full-text), sparse (SPLADE, when configured)"
+                "lexical (BM25), sparse (SPLADE, when configured)"
             ),
         ] = None,
         max_chars: Annotated[
