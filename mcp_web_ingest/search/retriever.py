@@ -18,7 +18,7 @@ from mcp_web_ingest.models import Hit
 from mcp_web_ingest.search.fusion import Fused, FusedPage, fuse_pages, share_budget, trim_text
 from mcp_web_ingest.search.request import SearchMode, SearchRequest
 from mcp_web_ingest.storage.interfaces import Store
-from mcp_web_ingest.storage.records import SearchFilter
+from mcp_web_ingest.storage.records import SearchFilter, StoredChunk
 
 log = logging.getLogger(__name__)
 
@@ -156,11 +156,14 @@ class Retriever:
         seen_text: set[str] = set()
         for page in pages:
             ids = {c.chunk_id for c in shown[page.page_id]}
+            shown_sections = {_section(rows[i]) for i in ids if i in rows}
             also: dict[str, str | None] = {}
             for c in page.chunks:
                 row = rows.get(c.chunk_id)
-                if c.chunk_id not in ids and row is not None and len(also) < MAX_ALSO_MATCHED:
-                    also.setdefault(" › ".join(row.section_path) or row.title, row.anchor)
+                if c.chunk_id in ids or row is None or _section(row) in shown_sections:
+                    continue  # a section is named once: shown, or listed beside the page's first result
+                if len(also) < MAX_ALSO_MATCHED:
+                    also.setdefault(_section(row), row.anchor)
             for position, f in enumerate(shown[page.page_id]):
                 row = rows.get(f.chunk_id)
                 if row is None or row.content_hash in seen_text or len(hits) == k:
@@ -227,6 +230,10 @@ class Retriever:
             notes=tuple(notes),
             reranked=rerank_scores is not None,
         )
+
+
+def _section(row: StoredChunk) -> str:
+    return " › ".join(row.section_path) or row.title
 
 
 def _pin(pages: list[FusedPage], pinned: set[int], listings: set[int]) -> list[FusedPage]:
