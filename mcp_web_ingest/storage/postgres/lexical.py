@@ -49,10 +49,11 @@ class LexicalPostings:
                     cur = await conn.execute("SELECT count(*) FROM chunks")
                     row = await cur.fetchone()
                     self._chunks = (now, int(row[0]) if row else 0)
-            if len(self._df) > 100_000:  # forget the oldest half rather than grow without bound
-                for term, _ in sorted(self._df.items(), key=lambda kv: kv[1][0])[: len(self._df) // 2]:
-                    del self._df[term]
-        return self._chunks[1], {t: self._df[t][1] for t in terms}
+        counts = {t: self._df[t][1] for t in terms}
+        if len(self._df) > 100_000:  # forget the oldest half rather than grow without bound
+            for term, _ in sorted(self._df.items(), key=lambda kv: kv[1][0])[: len(self._df) // 2]:
+                del self._df[term]
+        return self._chunks[1], counts
 
     async def candidates(self, query: str, k: int, where: SearchFilter) -> list[tuple[int, float]]:
         """Chunks by BM25 score for the query's terms, best first; quotes and -exclusions filter as websearch does."""
