@@ -193,7 +193,8 @@ async def test_dripping_reranker_keeps_the_fused_order_and_recovers(
     """/rerank sends its headers at once and drips the body past the timeout: results keep the fused order."""
     rt, reranker = slow_rt, slow_rt.reranker
     assert reranker is not None
-    await rt.pipeline.index_page(f"{site_url}/guide/install.html")
+    for page in ("guide/install.html", "guide/config.html"):  # two pages: one page gives at most two results
+        await rt.pipeline.index_page(f"{site_url}/{page}")
     fused = await rt.pipeline.search(SearchRequest.create(rt.settings, QUERY, rerank=False))
     assert len(fused.hits) > 1
     # Headers at once, then the body a few bytes at a time: connect and first-byte succeed, the answer never ends.
