@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from mcp_web_ingest.encoders.lexical import bm25_idf, query_vector
 from mcp_web_ingest.storage.db import Database
-from mcp_web_ingest.storage.postgres.postings import copy_lexical_postings
+from mcp_web_ingest.storage.postgres.postings import copy_lexical_postings, lexical_vectors
 from mcp_web_ingest.storage.records import SearchFilter, search_filter_sql, tsquery_text_is_strict
 
 log = logging.getLogger(__name__)
@@ -99,10 +100,13 @@ class LexicalPostings:
                     "FOR UPDATE OF c SKIP LOCKED",
                     (BACKFILL_BATCH,),
                 )
-                rows = [(int(i), int(k), list(path), text) for i, k, path, text in await cur.fetchall()]
+                rows = await cur.fetchall()
                 if not rows:
                     break
-                await copy_lexical_postings(conn, rows)
+                vectors = await asyncio.to_thread(lexical_vectors, [(path, text) for _, _, path, text in rows])
+                await copy_lexical_postings(
+                    conn, [(int(i), int(k), vec) for (i, k, _, _), vec in zip(rows, vectors, strict=True)]
+                )
                 await conn.execute("UPDATE chunks SET has_lexical = true WHERE id = ANY(%s)", ([r[0] for r in rows],))
             filled += len(rows)
         if filled:

@@ -63,10 +63,13 @@ async def copy_postings(conn: psycopg.AsyncConnection, rows: Sequence[tuple[int,
                     await copy.write_row((term, chunk_id, weight))
 
 
-async def copy_lexical_postings(
-    conn: psycopg.AsyncConnection, rows: Sequence[tuple[int, int, Sequence[str], str]]
-) -> None:
-    """COPY the BM25 postings of chunks given as (chunk id, collection id, section path, text)."""
+def lexical_vectors(chunks: Sequence[tuple[Sequence[str], str]]) -> list[SparseVec]:
+    """The BM25 vectors of chunks given as (section path, text): CPU work, for a worker thread."""
+    return [document_vector(text, path) for path, text in chunks]
+
+
+async def copy_lexical_postings(conn: psycopg.AsyncConnection, rows: Sequence[tuple[int, int, SparseVec]]) -> None:
+    """COPY BM25 postings of chunks given as (chunk id, collection id, vector from lexical_vectors)."""
     async with (
         conn.cursor() as cur,
         cur.copy(
@@ -74,8 +77,7 @@ async def copy_lexical_postings(
         ) as copy,
     ):
         copy.set_types(["int4", "int8", "float4", "int8"])
-        for chunk_id, collection, path, text in rows:
-            vec = document_vector(text, path)
+        for chunk_id, collection, vec in rows:
             for term, weight in zip(vec.indices, vec.values, strict=True):
                 await copy.write_row((term, chunk_id, weight, collection))
 
