@@ -119,8 +119,8 @@ class Retriever:
 
     async def _rerank(
         self, query: str, pages: list[FusedPage], pinned: set[int], notes: list[str]
-    ) -> tuple[list[FusedPage], dict[int, float] | None]:
-        """Pages and their chunks reordered by the cross-encoder over the first RERANK_INITIAL_K chunks."""
+    ) -> tuple[list[FusedPage], dict[int, float] | None, dict[int, StoredChunk]]:
+        """Pages and chunks reordered by the cross-encoder over the first RERANK_INITIAL_K chunks; the rows it read."""
         assert self.reranker is not None
         pool = [c.chunk_id for page in pages for c in page.chunks][: self.settings.rerank_initial_k]
         rows = await self.store.catalog.get_chunks(pool)
@@ -130,14 +130,14 @@ class Retriever:
             scores = dict(zip(candidates, await self.reranker.rerank(query, texts), strict=True))
         except ServiceError as exc:
             notes.append(f"reranking skipped, fused order kept: {exc}")
-            return pages, None
+            return pages, None, rows
 
         def chunk_key(c: Fused) -> tuple[bool, float]:
             # Exact symbol definitions stay first; the cross-encoder orders everything else.
             return c.chunk_id not in pinned, -scores.get(c.chunk_id, float("-inf"))
 
         reordered = [replace(page, chunks=tuple(sorted(page.chunks, key=chunk_key))) for page in pages]
-        return sorted(reordered, key=lambda page: chunk_key(page.chunks[0])), scores
+        return sorted(reordered, key=lambda page: chunk_key(page.chunks[0])), scores, rows
 
     def _shown(self, page: FusedPage) -> list[Fused]:
         """The chunks of a page given as results: the best, then others up to the cap that score at least half."""
@@ -145,13 +145,27 @@ class Retriever:
         more = [c for c in page.chunks[1:] if c.score >= 0.5 * best.score]
         return [best, *more][: self.settings.search_chunks_per_page]
 
-    async def _hits(self, pages: list[FusedPage], k: int, rerank_scores: dict[int, float] | None) -> list[Hit]:
-        """Up to k results, page by page, each page's other matching sections named on its first result."""
+    async def _hits(
+        self,
+        pages: list[FusedPage],
+        k: int,
+        rerank_scores: dict[int, float] | None,
+        rows: dict[int, StoredChunk],
+    ) -> list[Hit]:
+        """Up to k results, page by page, each page's other matching sections named on its first result.
+
+        rows: chunk rows already read (by reranking); the others needed are read here.
+        """
         pages = pages[: k + 5]  # a few spare pages cover results dropped as duplicates
         shown = {page.page_id: self._shown(page) for page in pages}
-        # Rows of what is shown and of the sections that may be named beside it, not of every candidate.
-        wanted = [c.chunk_id for page in pages for c in page.chunks[: len(shown[page.page_id]) + MAX_ALSO_MATCHED]]
-        rows = await self.store.catalog.get_chunks(wanted)
+        # Rows of what is shown and of the sections that may be named beside it, not of every candidate. After
+        # reranking a shown chunk need not be among the page's first ones, so the shown ones are asked for by id.
+        wanted = {
+            c.chunk_id
+            for page in pages
+            for c in (*shown[page.page_id], *page.chunks[: len(shown[page.page_id]) + MAX_ALSO_MATCHED])
+        }
+        rows = rows | await self.store.catalog.get_chunks([c for c in wanted if c not in rows])
         hits: list[Hit] = []
         seen_text: set[str] = set()
         for page in pages:
@@ -210,10 +224,11 @@ class Retriever:
         pages = fuse_pages(legs, page_of, self._weights(), self.settings.fusion_method, self.settings.rrf_k, code_pages)
         if pinned:
             pages = _pin(pages, pinned, set(code_pages))
-        rerank_scores = None
+        rerank_scores: dict[int, float] | None = None
+        rows: dict[int, StoredChunk] = {}
         if use_rerank and pages:
-            pages, rerank_scores = await self._rerank(query, pages, pinned, notes)
-        hits = await self._hits(pages, k, rerank_scores)
+            pages, rerank_scores, rows = await self._rerank(query, pages, pinned, notes)
+        hits = await self._hits(pages, k, rerank_scores, rows)
         # Fewer useful snippets beat many useless ones: keep only as many hits as the budget can show meaningfully.
         found = len(hits)
         hits = hits[: max(1, max_chars // MIN_SNIPPET_CHARS)]
