@@ -1,6 +1,6 @@
 """Hostile HTML: deep nesting, huge link counts, script links however spelled, invisible and bidi characters.
 
-Everything here runs the real extraction (lexbor, BeautifulSoup, markdownify) and, for the time limit, real worker
+Everything here runs the real extraction (lexbor, html-to-markdown) and, for the time limit, real worker
 processes. Time is never the assertion: outcomes and bounded work are, under generous pytest timeouts.
 """
 

@@ -1,11 +1,11 @@
-"""HTML page → main-content markdown split into heading sections (selectolax to clean, markdownify to convert).
+"""HTML page → main-content markdown split into heading sections (selectolax to clean, html-to-markdown to convert).
 
 Pipeline: strip control characters, cut nesting deeper than html_guard.MAX_DEPTH, parse with lexbor, read
 metadata, tag every heading with its anchor and every ``<pre>`` with its language (while Sphinx ``.headerlink``
 and wrapper classes are still there), drop boilerplate, pick the main-content node, make links absolute (through
-sanitize.safe_url, the one URL allow-list), keep html_guard.MAX_LINKS links, convert that node with a markdownify
-subclass that writes sentinel lines for headings, split the markdown on the sentinels into ``Section`` objects,
-and pass every section through sanitize.clean_markdown.
+sanitize.safe_url, the one URL allow-list), keep html_guard.MAX_LINKS links, convert that node on the same tree
+(markdown.node_markdown: sentinel lines for headings), split the markdown on the sentinels into ``Section``
+objects, and pass every section through sanitize.clean_markdown.
 """
 
 from __future__ import annotations
@@ -13,18 +13,17 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from bs4 import BeautifulSoup
-from markdownify import MarkdownConverter
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from mcp_web_ingest.errors import ExtractError
 from mcp_web_ingest.ingest.chrome import drop_site_chrome
 from mcp_web_ingest.ingest.html_guard import MAX_LINKS, limit_nesting
+from mcp_web_ingest.ingest.markdown import MARK, clean_heading, node_markdown
 from mcp_web_ingest.ingest.markers import HEADINGS, code_language, heading_anchor
-from mcp_web_ingest.ingest.sanitize import WEB_SCHEMES, clean_markdown, clean_text, safe_fragment, safe_url
+from mcp_web_ingest.ingest.sanitize import WEB_SCHEMES, clean_markdown, safe_fragment, safe_url
 from mcp_web_ingest.models import ExtractedPage, Section
 
-__all__ = ["extract_page"]
+__all__ = ["extract_page", "extract_tree", "parse_html"]
 
 # Markup that is never main content. `header` and `[role=banner]` are handled apart (see _drop_boilerplate).
 _DROP_SELECTOR = ", ".join(
@@ -53,98 +52,15 @@ _MAIN_MIN_SHARE = 0.3  # a candidate with less than this share of the body's tex
 _LAYOUT_CELL_CONTENT = "pre, ul, ol, dl, table, blockquote, h1, h2, h3, h4, h5, h6"
 _TITLE_SUFFIX = re.compile(r"\s+[—–|·-]\s+[^—–|·]+$")  # " — Python 3.11 documentation", " | Site", " - Site"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-# A heading becomes "\x00H<level>\x01<anchor>\x01<text>\x00" in the markdown; control characters were
-# stripped from the input, so these cannot occur in page text.
-_MARK = re.compile(r"\x00H([1-6])\x01([^\x00\x01]*)\x01([^\x00\x01]*)\x00")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _WS = re.compile(r"\s+")
 _MAX_TITLE = 300
 
 
-def _clean_text(text: str) -> str:
-    """Collapse whitespace, drop pilcrows (permalink markers) and invisible characters from heading-like text."""
-    return _WS.sub(" ", clean_text(text.replace("¶", ""))).strip()
-
-
-class _Converter(MarkdownConverter):
-    """markdownify with verbatim fenced code, heading sentinels, dl/dt kept readable, and no link titles."""
-
-    def process_tag(self, node, parent_tags=None):
-        # convert_pre reads the raw text, so converting a <pre>'s many Pygments <span>s would be wasted work.
-        if node.name == "pre":
-            return self.convert_pre(node, "", parent_tags or set())
-        return super().process_tag(node, parent_tags)
-
-    def convert_pre(self, el, text, parent_tags):
-        code = el.get_text()
-        code = re.sub(r"^(?:[ \t]*\n)+", "", code).rstrip("\n ").rstrip()
-        if not code.strip():
-            return ""
-        if "_inline" in parent_tags:  # a code block inside a table cell cannot hold newlines
-            return " `" + _WS.sub(" ", code).strip().replace("`", "'") + "` "
-        lang = el.get("data-wi-lang") or ""
-        runs = re.findall(r"^\s*(`{3,})", code, flags=re.MULTILINE)
-        fence = "`" * max(3, *(len(r) + 1 for r in runs)) if runs else "```"
-        return f"\n\n{fence}{lang}\n{code}\n{fence}\n\n"
-
-    def convert_hN(self, n, el, text, parent_tags):
-        heading = _clean_text(el.get_text())
-        if "_inline" in parent_tags or not heading:
-            return f" {heading} " if heading else ""
-        return f"\n\n\x00H{max(1, min(6, n))}\x01{el.get('data-wi-anchor') or ''}\x01{heading}\x00\n\n"
-
-    def convert_dt(self, el, text, parent_tags):
-        term = _clean_text(el.get_text())
-        if not term:
-            return ""
-        if "_inline" in parent_tags:
-            return f" {term} "
-        # Sphinx API signatures stay searchable verbatim as code; other terms (glossaries) are bold.
-        if "sig" in (el.get("class") or []):
-            return f"\n\n`{term.replace('`', '')}`\n\n"
-        return f"\n\n**{term}**\n\n"
-
-    def convert_dd(self, el, text, parent_tags):
-        # No 4-space indentation: it would turn fenced code inside the definition into indented blocks.
-        text = (text or "").strip()
-        if "_inline" in parent_tags:
-            return f" {text} "
-        return f"\n\n{text}\n\n" if text else ""
-
-    def convert_a(self, el, text, parent_tags):
-        if "_noformat" in parent_tags:
-            return text
-        stripped = text.strip()
-        href = safe_url(el.get("href"))
-        if not stripped or not href:
-            return text
-        lead = text[: len(text) - len(text.lstrip())]
-        trail = text[len(text.rstrip()) :]
-        return f"{lead}[{stripped}]({href}){trail}"
-
-    def convert_img(self, el, text, parent_tags):
-        alt = _clean_text(el.get("alt") or "")
-        if not alt:  # decorative images carry nothing searchable
-            return ""
-        src = safe_url(el.get("src"))
-        if "_inline" in parent_tags or not src:
-            return alt
-        return f"![{alt}]({src})"
-
-
-_CONVERTER = _Converter(
-    bullets="-",
-    escape_asterisks=False,  # escaping `sort_keys` as `sort\_keys` would hurt keyword search
-    escape_underscores=False,
-    escape_misc=False,
-    heading_style="atx",
-)
-
-
 def _meta(tree: LexborHTMLParser, selector: str, attr: str = "content") -> str | None:
     node = tree.css_first(selector)
     value = node.attributes.get(attr) if node is not None else None
-    value = _clean_text(value) if value else ""
+    value = clean_heading(value) if value else ""
     return value or None
 
 
@@ -171,7 +87,7 @@ def _drop_boilerplate(root: LexborNode) -> None:
         if not any(c.startswith("footnote") for c in classes) and node.css_first(".sidebar-title") is None:
             node.decompose()
     for node in root.css("a[href^='#']"):
-        if _clean_text(node.text()).lower().startswith(("skip to", "jump to", "skip navigation")):
+        if clean_heading(node.text()).lower().startswith(("skip to", "jump to", "skip navigation")):
             node.decompose()
     for node in root.css("a"):  # permalink markers outside Sphinx (mkdocs, hugo) are bare pilcrow links
         if node.text(strip=True) in ("¶", "#", "§"):
@@ -256,14 +172,6 @@ def _prepare(main: LexborNode, base: str) -> None:
             img.attrs["src"] = src
 
 
-def _to_markdown(main: LexborNode) -> str:
-    """Convert with markdownify; limit_nesting keeps its recursion shallow, plain text is the last resort."""
-    try:
-        return _CONVERTER.convert_soup(BeautifulSoup(main.html or "", "html.parser"))
-    except RecursionError:
-        return main.text(separator="\n")
-
-
 def _tidy(markdown: str) -> str:
     """Trim and squeeze runs of blank lines outside fenced code (code keeps its blank lines verbatim)."""
     out: list[str] = []
@@ -291,14 +199,14 @@ def _tidy(markdown: str) -> str:
 
 def _title(tree: LexborHTMLParser, main: LexborNode, url: str) -> str:
     h1 = main.css_first("h1")
-    text = _clean_text(h1.text(separator=" ")) if h1 is not None else ""
+    text = clean_heading(h1.text(separator=" ")) if h1 is not None else ""
     if text and len(text) <= _MAX_TITLE:
         return text
     og = _meta(tree, "meta[property='og:title']")
     if og:
         return og[:_MAX_TITLE]
     node = tree.css_first("title")
-    title = _clean_text(node.text()) if node is not None else ""
+    title = clean_heading(node.text()) if node is not None else ""
     if title:
         stripped = _TITLE_SUFFIX.sub("", title)
         return (stripped or title)[:_MAX_TITLE]
@@ -308,7 +216,7 @@ def _title(tree: LexborHTMLParser, main: LexborNode, url: str) -> str:
 
 def _sections(markdown: str, title: str) -> tuple[Section, ...]:
     """Split sentinel-marked markdown into sections; the path is the heading stack minus a leading page title."""
-    pieces = _MARK.split(markdown)
+    pieces = MARK.split(markdown)
     sections: list[Section] = []
     intro = clean_markdown(_tidy(pieces[0]))
     if intro:
@@ -327,15 +235,24 @@ def _sections(markdown: str, title: str) -> tuple[Section, ...]:
     return tuple(sections)
 
 
+def parse_html(html: str) -> LexborHTMLParser:
+    """The page's tree: control characters stripped and nesting cut to html_guard.MAX_DEPTH before parsing."""
+    return LexborHTMLParser(limit_nesting(_CONTROL.sub("", html or "")))
+
+
 def extract_page(html: str, url: str) -> ExtractedPage:
+    """extract_tree of the parsed page."""
+    return extract_tree(parse_html(html), url)
+
+
+def extract_tree(tree: LexborHTMLParser, url: str) -> ExtractedPage:
     """Extract the main content of an HTML page as markdown sections split at h1–h6, with title and metadata.
 
     Title: the main content's first h1, else og:title, else <title> minus a site suffix, else the URL path.
     Section.path: the headings from the top down to the section, without a top heading equal to the title
     (normally the h1 the title came from), so the h1's own section has path ``()``.
-    Raises ExtractError when no readable text is left.
+    Raises ExtractError when no readable text is left. The tree is changed in the process.
     """
-    tree = LexborHTMLParser(limit_nesting(_CONTROL.sub("", html or "")))
     base_node = tree.css_first("base[href]")
     base_href = base_node.attributes.get("href") if base_node is not None else None
     base = safe_url(base_href, url, WEB_SCHEMES, escape=False) or url
@@ -361,7 +278,7 @@ def extract_page(html: str, url: str) -> ExtractedPage:
     main = _main_node(body)
     _prepare(main, base)
     title = _title(tree, main, url)
-    sections = _sections(_to_markdown(main), title)
+    sections = _sections(node_markdown(main), title)
     if not any(s.markdown.strip() or s.heading.strip() for s in sections):
         raise ExtractError(
             f"The page at {url} has no readable text content after removing navigation and scripts; "

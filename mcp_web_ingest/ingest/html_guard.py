@@ -2,7 +2,7 @@
 
 Deep nesting must be cut before parsing: lexbor's tree builder walks the stack of open elements for every
 block start tag ("close a p in button scope"), so its time grows with the square of the depth (40k nested
-``<div>`` take it 2.3 s, 40k nested lists 8 s), and every recursive step after it (BeautifulSoup, markdownify)
+``<div>`` take it 2.3 s, 40k nested lists 8 s), and every recursive step after it (tree walks, the converter)
 fails or crawls. ``limit_nesting`` reads the markup once with the HTML tokenizer's rules and an approximate model
 of the tree builder, and removes the start and end tags that would nest deeper than the limit; their text stays.
 Pages within the limit come back unchanged. The model errs towards deeper (a mis-nested page may lose some
@@ -15,7 +15,7 @@ import re
 
 __all__ = ["MAX_DEPTH", "MAX_LINKS", "limit_nesting"]
 
-MAX_DEPTH = 128  # browsers render pages deeper than this, but no real page needs it; markdownify recurses ~2/level
+MAX_DEPTH = 128  # browsers render pages deeper than this, but no real page needs it
 MAX_LINKS = 5000  # links kept per page: crawl discovery and markdown links alike (a 10 MB page can hold 750k)
 
 

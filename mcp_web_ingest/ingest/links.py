@@ -11,7 +11,15 @@ from selectolax.lexbor import LexborHTMLParser
 from mcp_web_ingest.errors import InvalidInputError
 from mcp_web_ingest.ingest.urls import normalize_url
 
-__all__ = ["PageLinks", "absolute_url", "analyze_page", "canonical_url", "extract_links", "product_token"]
+__all__ = [
+    "PageLinks",
+    "absolute_url",
+    "analyze_page",
+    "analyze_tree",
+    "canonical_url",
+    "extract_links",
+    "product_token",
+]
 
 _URL_WS = re.compile(r"[\t\n\r]")  # the URL standard strips these anywhere in an href
 _TOKEN = re.compile(r"[A-Za-z_-]+")
@@ -60,7 +68,13 @@ def analyze_page(
     (logins, comments, edits, user content), seldom on documentation. A page-wide ``<meta name=robots
     content=nofollow>`` yields no links at all.
     """
-    tree = LexborHTMLParser(html)
+    return analyze_tree(LexborHTMLParser(html), base_url, user_agent=user_agent, follow_nofollow=follow_nofollow)
+
+
+def analyze_tree(
+    tree: LexborHTMLParser, base_url: str, *, user_agent: str = "mcp-web-ingest", follow_nofollow: bool = False
+) -> PageLinks:
+    """analyze_page of an already parsed page (the tree is only read)."""
     base = base_url
     base_node = tree.css_first("base[href]")
     if base_node is not None:
