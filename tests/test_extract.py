@@ -274,3 +274,39 @@ def test_site_chrome_without_tags_is_dropped() -> None:
     assert "run()" in text  # a bar of links within the page is content
     chunks = chunk_page(page)
     assert all(c.section_path[0] == "Writing custom commands" for c in chunks)
+
+
+def test_code_blocks_are_verbatim_text_even_with_markup_inside() -> None:
+    # Sphinx grammar productions link every token inside the <pre>; a fence must not hold markdown links.
+    page = _page(
+        "<main><h1>Grammar</h1><pre class='highlight-none'>atom ::= <a href='/id'>identifier</a> | "
+        "<strong>literal</strong>\n  | &lt;enclosure&gt;</pre></main>"
+    )
+    [(lang, code)] = fenced_blocks(page.sections[0].markdown)
+    assert code == "atom ::= identifier | literal\n  | <enclosure>"
+
+
+def test_marker_words_in_page_text_stay_text() -> None:
+    # Headings travel through the converter as marker words; text that looks like one must not become a heading.
+    page = _page("<main><h1>Title</h1><p>wi0123456789abm0x and ## wiffffffffffffm1x</p><h2>Next</h2><p>b</p></main>")
+    assert [s.heading for s in page.sections] == ["Title", "Next"]
+    assert "wi0123456789abm0x and ## wiffffffffffffm1x" in page.sections[0].markdown
+
+
+def test_wide_tables_are_not_padded() -> None:
+    long = "x" * 300
+    page = _page(
+        f"<main><h1>T</h1><table><tr><th>Name</th><th>Value</th></tr><tr><td>{long}</td><td>1</td></tr>"
+        "<tr><td>b</td><td>2</td></tr></table></main>"
+    )
+    lines = page.sections[0].markdown.splitlines()
+    assert "| Name | Value |" in lines and "| b | 2 |" in lines  # not padded to the 300-character column
+
+
+def test_definition_terms_signatures_as_code_others_bold() -> None:
+    page = _page(
+        "<main><h1>API</h1><dl><dt class='sig sig-object py'>json.<em>dump</em>(obj, fp)</dt><dd>Write.</dd>"
+        "<dt>glossary term</dt><dd>Meaning.</dd></dl></main>"
+    )
+    md = page.sections[0].markdown
+    assert "`json.dump(obj, fp)`" in md and "**glossary term**" in md
