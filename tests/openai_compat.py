@@ -24,7 +24,7 @@ class Behaviour:
 
 
 def make_app(model: Any, behaviour: Behaviour) -> web.Application:
-    """The aiohttp app; `model` is a loaded sentence-transformers model."""
+    """The aiohttp app; `model` is the local embedder's loaded model (its `encode(texts)` gives unit vectors)."""
 
     async def embeddings(request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {behaviour.api_key}":
@@ -37,7 +37,7 @@ def make_app(model: Any, behaviour: Behaviour) -> web.Application:
             behaviour.fail_first -= 1
             return web.json_response({"error": {"message": "overloaded"}}, status=503)
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        vectors = await asyncio.to_thread(model.encode, texts, normalize_embeddings=True)
+        vectors = await asyncio.to_thread(model.encode, texts)
         dims = body.get("dimensions")
         data = [
             {"object": "embedding", "index": i, "embedding": [float(x) for x in (v[:dims] if dims else v)]}

@@ -282,7 +282,7 @@ def test_code_blocks_are_verbatim_text_even_with_markup_inside() -> None:
         "<main><h1>Grammar</h1><pre class='highlight-none'>atom ::= <a href='/id'>identifier</a> | "
         "<strong>literal</strong>\n  | &lt;enclosure&gt;</pre></main>"
     )
-    [(lang, code)] = fenced_blocks(page.sections[0].markdown)
+    [(_, code)] = fenced_blocks(page.sections[0].markdown)
     assert code == "atom ::= identifier | literal\n  | <enclosure>"
 
 

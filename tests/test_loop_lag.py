@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from mcp_web_ingest.encoders.dense import LocalEmbedder
+from mcp_web_ingest.encoders.dense import ThreadedLocalEmbedder
 from mcp_web_ingest.metrics import Metrics
 from mcp_web_ingest.runtime import Runtime
 from tools.load import loop_lag_between
@@ -45,7 +45,7 @@ def test_loop_lag_between_without_the_metric() -> None:
 async def test_model_work_does_not_block_the_loop(runtime: Runtime) -> None:
     """Embedding runs on the model thread: the loop's lag stays far below the time the model was busy."""
     emb = runtime.embedder
-    assert isinstance(emb, LocalEmbedder)
+    assert isinstance(emb, ThreadedLocalEmbedder)
     metrics = Metrics()
     before = _render(metrics)
     async with metrics.watch_loop_lag(0.01):

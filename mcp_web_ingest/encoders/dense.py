@@ -131,6 +131,11 @@ class ThreadedLocalEmbedder:
         self.queries: MicroBatcher[np.ndarray] = MicroBatcher(
             self._encode_queries, max_batch=query_batch_max, window_s=query_window_s, name=f"{self.backend} queries"
         )
+        # The chunks of every page being indexed join one queue: a crawl's small pages share model calls, and a
+        # query waits for one slice at most.
+        self.documents: MicroBatcher[np.ndarray] = MicroBatcher(
+            self._encode_documents, max_batch=DOCUMENT_SLICE, name=f"{self.backend} documents"
+        )
 
     @property
     def dimension(self) -> int:
@@ -172,12 +177,11 @@ class ThreadedLocalEmbedder:
         return await self._lane.run(priority, call)
 
     async def embed_documents(self, texts: Sequence[str]) -> list[np.ndarray]:
-        """Vectors for the chunk texts, encoded a slice at a time so searches are not kept waiting."""
-        texts = list(texts)
-        vectors: list[np.ndarray] = []
-        for start in range(0, len(texts), DOCUMENT_SLICE):
-            vectors.extend(await self._encode(texts[start : start + DOCUMENT_SLICE], DOCUMENT_PRIORITY))
-        return vectors
+        """Vectors for the chunk texts, encoded in slices shared with the other pages being embedded now."""
+        return list(await asyncio.gather(*(self.documents.submit(text) for text in texts)))
+
+    async def _encode_documents(self, texts: list[str]) -> list[np.ndarray]:
+        return list(await self._encode(texts, DOCUMENT_PRIORITY))
 
     async def _encode_queries(self, texts: list[str]) -> list[np.ndarray]:
         return list(await self._encode(texts, QUERY_PRIORITY))
@@ -201,6 +205,7 @@ class ThreadedLocalEmbedder:
     async def aclose(self) -> None:
         """Fail queries still waiting, then stop the worker thread."""
         await self.queries.aclose()
+        await self.documents.aclose()
         await self._model.settle()  # the thread must be idle before shutdown
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._model.value = None

@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from mcp_web_ingest.encoders.loading import BackgroundLoad
-from mcp_web_ingest.encoders.onnx import ensure_onnx_model, export_module, read_max_seq_length
+from mcp_web_ingest.encoders.onnx import ensure_onnx_model, export_in_child, export_module, read_max_seq_length
 from mcp_web_ingest.encoders.splade import SparseKind
 from mcp_web_ingest.errors import InvalidInputError, SparseUnavailable
 from mcp_web_ingest.models import SparseVec
@@ -52,17 +51,9 @@ def export_splade_onnx(model_dir: Path, out: Path) -> Path:
     return export_module(_Splade().eval(), out, "sparse", {0: "batch"})
 
 
-def export_in_child(model_dir: Path, out: Path) -> Path:
-    """export_splade_onnx in a child process, so torch never loads here and no other thread's model load interferes.
-
-    transformers' from_pretrained patches process-wide state while it loads (weight tying, init functions, the meta
-    device): a SPLADE export beside the torch embedder's background load left decoder weights on the meta device.
-    """
-    cmd = [sys.executable, "-m", "mcp_web_ingest.encoders.splade_local", str(model_dir), str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0 or not out.exists():
-        raise RuntimeError(f"SPLADE ONNX export failed: {(proc.stderr or proc.stdout).strip()[-800:]}")
-    return out
+def export_splade_in_child(model_dir: Path, out: Path) -> Path:
+    """export_splade_onnx in a child process (see onnx.export_in_child)."""
+    return export_in_child(model_dir, out, "mcp_web_ingest.encoders.splade_local")
 
 
 def top_k_row(row: np.ndarray, top_k: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +83,7 @@ class SpladeOnnxRunner:
 
         self.model_dir = Path(model_dir)
         cache = Path(cache_dir or self.model_dir.parent)
-        self.path = ensure_onnx_model(self.model_dir, cache, quantize, export=export_in_child, stem="splade")
+        self.path = ensure_onnx_model(self.model_dir, cache, quantize, export=export_splade_in_child, stem="splade")
         # sentence_bert_config.json's max_seq_length, else the tokenizer's model_max_length (what ST truncates to).
         tok_cfg = self.model_dir / "tokenizer_config.json"
         default = json.loads(tok_cfg.read_text()).get("model_max_length", 512) if tok_cfg.exists() else 512
