@@ -39,7 +39,14 @@ def make_embedder(settings: Settings, observe_batch: Any = None) -> Embedder:
     if settings.embedding_provider == "openai":
         return OpenAIEmbedder(settings, observe_batch)
     if settings.embedding_backend != "torch":
-        from mcp_web_ingest.encoders.onnx import OnnxEmbedder  # onnxruntime: imported only when chosen
+        try:
+            import onnxruntime  # noqa: F401 - part of the [local] extra; a bare install may lack it
+        except ImportError as exc:
+            raise ConfigError(
+                f"EMBEDDING_BACKEND={settings.embedding_backend} needs onnxruntime: pip install "
+                "'mcp-web-ingest[local]', or set EMBEDDING_BACKEND=torch"
+            ) from exc
+        from mcp_web_ingest.encoders.onnx import OnnxEmbedder
 
         return OnnxEmbedder(settings, observe_batch, quantize=settings.embedding_backend == "onnx-int8")
     return LocalEmbedder(settings, observe_batch)
@@ -71,7 +78,7 @@ def make_sparse(settings: Settings, metrics: Metrics) -> SparseEncoder | None:
 
         return LocalSpladeEncoder(
             model_dir,
-            cache_dir=settings.data_dir / "models",  # beside the ONNX exports of EMBEDDING_BACKEND=onnx
+            cache_dir=settings.resolved_model_cache_dir,  # beside the ONNX exports of the dense model
             quantize=settings.splade_quantize,
             top_k=settings.splade_top_k,
             batch_size=settings.splade_batch_size,

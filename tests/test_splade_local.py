@@ -55,7 +55,7 @@ async def test_runtime_indexes_and_searches_with_a_local_model(
         assert out.chunk_count > 0 and postings > 0 and missing == 0
         splade = (await rt.health())["components"]["splade"]
         assert splade["status"] == "ok" and splade["backend"] == "onnx-int8"
-    assert list((tmp_path / "data" / "models").glob("tiny-mlm-*/splade.int8.onnx"))  # exported under DATA_DIR
+    assert list(local.resolved_model_cache_dir.glob("tiny-mlm-*/splade.int8.onnx"))  # exported to MODEL_CACHE_DIR
 
 
 def test_splade_url_and_model_dir_are_exclusive(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

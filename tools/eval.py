@@ -26,7 +26,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -306,44 +306,27 @@ def leaders_lost(per_mode: dict[str, list[dict[str, Any]]], fused: str = "hybrid
     return out
 
 
-def make_settings(data_dir: Path) -> Any:
-    """Settings from the environment with DATA_DIR replaced by data_dir (created when missing), loopback allowed."""
+def make_settings(data_dir: Path, backend: str | None = None) -> Any:
+    """Settings from the environment with DATA_DIR replaced by data_dir (created when missing), loopback allowed,
+    and EMBEDDING_BACKEND replaced by ``backend`` when given."""
     from mcp_web_ingest.config import Settings, load_settings
 
     data_dir.mkdir(parents=True, exist_ok=True)
     overrides: dict[str, Any] = {"data_dir": data_dir.resolve()}
     if "allow_private_networks" in Settings.model_fields:  # the docs are served on 127.0.0.1 (SSRF guard)
         overrides["allow_private_networks"] = True
+    if backend is not None:
+        overrides["embedding_backend"] = backend
     return load_settings(**overrides)
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(data_dir: Path, backend: str = "torch") -> AsyncIterator[Any]:
-    """The real runtime on its own DATA_DIR; `backend` onnx/onnx-int8 swaps in the ONNX embedder (eval only)."""
-    from mcp_web_ingest import runtime as runtime_module
+async def open_runtime(data_dir: Path, backend: str | None = None) -> AsyncIterator[Any]:
+    """The real runtime on its own DATA_DIR, with the embedding backend given (else the configured one)."""
+    from mcp_web_ingest.runtime import Runtime
 
-    settings = make_settings(data_dir)
-    with _patched_embedder(runtime_module, backend, data_dir):
-        async with runtime_module.Runtime.open(settings) as rt:
-            yield rt
-
-
-@contextlib.contextmanager
-def _patched_embedder(runtime_module: Any, backend: str, data_dir: Path) -> Any:
-    """Replace the runtime's embedder factory by the ONNX one for the duration (torch: no change)."""
-    if backend == "torch":
-        yield
-        return
-    from mcp_web_ingest.encoders.onnx import OnnxEmbedder
-
-    original: Callable[..., Any] = runtime_module.make_embedder
-    runtime_module.make_embedder = lambda s, observe=None: OnnxEmbedder(
-        s, observe, quantize=backend == "onnx-int8", cache_dir=data_dir / "models"
-    )
-    try:
-        yield
-    finally:
-        runtime_module.make_embedder = original
+    async with Runtime.open(make_settings(data_dir, backend)) as rt:
+        yield rt
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -362,7 +345,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--port", type=int, default=BASE_PORT, help="python's port (django: +1), fixed so the index is reused"
     )
     p.add_argument("--concurrency", type=int, default=4)
-    p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default="torch")
+    p.add_argument(
+        "--backend", choices=("torch", "onnx", "onnx-int8"), default=None, help="default: EMBEDDING_BACKEND's"
+    )
     p.add_argument("--no-bm25", action="store_true")
     p.add_argument("--reindex", action="store_true", help="fetch and index every page again (after extraction changes)")
     p.add_argument("--out", type=Path, default=None, help="write the JSON report here")
@@ -418,7 +403,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     """Run the eval over the selected corpora in one runtime, print a table per corpus, write one report."""
     async with open_runtime(args.data_dir, args.backend) as rt:
         corpora = {c.name: await evaluate_corpus(rt, c, args) for c in args.corpora}
-    report = {"backend": args.backend, "embedding_model": rt.embedder.model_name, "corpora": corpora}
+    report = {"backend": rt.settings.embedding_backend, "embedding_model": rt.embedder.model_name, "corpora": corpora}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2))

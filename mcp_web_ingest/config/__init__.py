@@ -7,6 +7,7 @@ field keeps its flat name: the environment variable is the field name in upper c
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Self
 
 from pydantic import BaseModel, ValidationError, model_validator
@@ -53,6 +54,11 @@ class Settings(
                 "for qdrant-client's local mode"
             )
         return self
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        """MODEL_CACHE_DIR, else DATA_DIR/models."""
+        return (self.model_cache_dir or self.data_dir / "models").expanduser()
 
 
 # The groups, in the order docs/configuration.md and .env.example list them: Settings' own bases.
