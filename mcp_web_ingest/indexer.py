@@ -271,7 +271,7 @@ class Indexer:
             )
         watch.lap("chunk")
         await self._report(progress, 2, f"embedding {len(chunks)} chunks")
-        known = await self.store.catalog.chunk_vectors(existing.id) if existing is not None else {}
+        known = await self.store.catalog.vectors_by_hash([c.content_hash for c in chunks])
         todo = [c for c in chunks if c.content_hash not in known]
         fresh = await self.embedder.embed_documents([c.embed_text for c in todo])
         by_hash = {**known, **{c.content_hash: v for c, v in zip(todo, fresh, strict=True)}}

@@ -93,6 +93,19 @@ async def test_unchanged_page_is_not_reembedded_and_changed_page_reuses_vectors(
     assert res.hits[0].anchor == "added"
 
 
+async def test_a_text_embedded_anywhere_in_the_index_is_not_embedded_again(clean: Runtime, site_url: str) -> None:
+    rt = clean
+    url = f"{site_url}/guide/install.html"
+    first = await rt.pipeline.index_page(url, collection="first")
+    calls = rt.metrics.embedding_batch_duration._sum.get()  # type: ignore[attr-defined]
+    copy = await rt.pipeline.index_page(url, collection="second")  # the same page in another collection
+    assert copy.page_id != first.page_id and copy.chunk_count == first.chunk_count
+    assert copy.reused_vectors == copy.chunk_count
+    assert rt.metrics.embedding_batch_duration._sum.get() == calls  # type: ignore[attr-defined]
+    res = await rt.pipeline.search(SearchRequest.create(rt.settings, "install", collection="second", k=1))
+    assert res.hits and res.hits[0].page_id == copy.page_id
+
+
 async def test_redirect_is_stored_under_the_final_url(clean: Runtime, site_url: str) -> None:
     out = await clean.pipeline.index_page(f"{site_url}/redirect")
     assert out.url == f"{site_url}/guide/install.html"

@@ -122,8 +122,8 @@ class Catalog(Protocol):
         """Chunks with their page data, by id."""
         ...
 
-    async def chunk_vectors(self, page_id: int) -> dict[str, np.ndarray]:
-        """Dense vectors of a page's current chunks by content hash."""
+    async def vectors_by_hash(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored dense vectors of chunk texts by content hash, from any page of the index."""
         ...
 
     async def chunk_entries(self, ids: Sequence[int]) -> list[ChunkEntry]:

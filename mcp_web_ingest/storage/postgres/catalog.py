@@ -267,11 +267,16 @@ class PostgresCatalog(SourcesMixin):
             for r in rows
         }
 
-    async def chunk_vectors(self, page_id: int) -> dict[str, np.ndarray]:
-        """Vectors of a page's current chunks by content hash, so unchanged chunks are not embedded again."""
+    async def vectors_by_hash(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of chunk texts by content hash, from any page of the index (one model per index), so a
+        text already embedded anywhere (an unchanged chunk, boilerplate, another collection's copy) is not again."""
+        if not hashes:
+            return {}
         async with self.db.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT content_hash, embedding FROM chunks WHERE page_id = %s AND embedding IS NOT NULL", (page_id,)
+                "SELECT DISTINCT ON (content_hash) content_hash, embedding FROM chunks "
+                "WHERE content_hash = ANY(%s) AND embedding IS NOT NULL",
+                (list(set(hashes)),),
             )
             return {h: _as_array(v) for h, v in await cur.fetchall()}
 
