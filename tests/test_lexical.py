@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from mcp_web_ingest.encoders.lexical import (
@@ -72,3 +74,20 @@ def test_heading_words_weigh_more_than_body_words() -> None:
 def test_idf_is_positive_and_falls_with_document_frequency() -> None:
     assert bm25_idf(1, 1000) > bm25_idf(10, 1000) > bm25_idf(900, 1000) > 0
     assert bm25_idf(1000, 1000) > 0 and bm25_idf(5000, 1000) == bm25_idf(1000, 1000)  # clamped, never negative
+
+
+def test_terms_are_the_same_when_many_threads_stem_at_once() -> None:
+    # Pages' BM25 vectors are computed on worker threads; a shared Snowball stemmer failed pages (IndexError).
+    from concurrent.futures import ThreadPoolExecutor
+
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = [f"{a}{b}{c}" for a in letters for b in letters for c in letters[:8]]  # unique: no stem-cache hits
+    texts = [" ".join(f"connect{w}ations relation{w}izing hope{w}fulness" for w in words[i::64]) for i in range(64)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch inside stemWord, as they now and then do under load
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            threaded = list(pool.map(terms, texts))
+    finally:
+        sys.setswitchinterval(interval)
+    assert threaded == [terms(t) for t in texts]  # the second pass hits the stem cache: the reference

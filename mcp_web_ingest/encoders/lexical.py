@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import zlib
 from collections import Counter
 from collections.abc import Sequence
@@ -35,11 +36,18 @@ HEADING_WEIGHT = 2.0
 MAX_TERM_CHARS = 64
 
 
-@lru_cache(maxsize=1)
-def _stemmer():  # type: ignore[no-untyped-def]
-    import snowballstemmer  # the same Snowball English algorithm as PostgreSQL's 'english' configuration
+_local = threading.local()
 
-    return snowballstemmer.stemmer("english")
+
+def _stemmer():  # type: ignore[no-untyped-def]
+    """This thread's stemmer: a Snowball stemmer keeps its word in its own state, so two threads sharing one
+    failed pages with IndexError (and could mix up stems) when BM25 vectors moved to worker threads."""
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        import snowballstemmer  # the same Snowball English algorithm as PostgreSQL's 'english' configuration
+
+        stemmer = _local.stemmer = snowballstemmer.stemmer("english")
+    return stemmer
 
 
 @lru_cache(maxsize=200_000)
