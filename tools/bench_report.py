@@ -23,15 +23,47 @@ def _search_rows(label: str, part: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _times(ratio: float | None) -> str:
+    return "×?" if ratio is None else f"×{ratio:.2f}"
+
+
+def _per_cpu(m: dict[str, Any]) -> str:
+    return f", {m['pages_per_cpu_s']:.2f} pages per CPU-s" if m.get("pages_per_cpu_s") else ""
+
+
+def crawl_extract_row(r: dict[str, Any]) -> list[str]:
+    """The row comparing our crawl + extract with crawl4ai's (fetch + extract alone in a report without it)."""
+    c = r.get("crawl_extract")
+    if not c:
+        return [f"| fetch + extract | {r['fetch_extract_pages_per_s']:.1f} pages/s | |"]
+    o, t = c["ours"], c.get("crawl4ai")
+    workers = o.get("workers_peak_rss_mb")
+    ours = (
+        f"ours {o['pages_per_s']:.2f} pages/s{_per_cpu(o)} ({o['ok']}/{o['pages']} pages, {o['code_blocks']} code "
+        f"blocks, {o['workers']} extraction workers peak {workers if workers is not None else '?'} MiB together"
+        f"{'' if o.get('failed', 0) == 0 else ', ' + str(o['failed']) + ' failed'})"
+    )
+    if not t:
+        return [f"| crawl + extract vs crawl4ai | {o['pages_per_s']:.2f} pages/s | {ours}; crawl4ai: {c.get('note')} |"]
+    return [
+        f"| crawl + extract vs crawl4ai | {_times(c['ratio'])} ({o['pages_per_s']:.2f} vs {t['pages_per_s']:.2f} "
+        f"pages/s) | {ours}; crawl4ai {t.get('crawl4ai_version', '')} {t['pages_per_s']:.2f} pages/s{_per_cpu(t)} "
+        f"({t['ok']}/{t['pages']} pages, {t['code_blocks']} code blocks, peak RSS {t['peak_rss_mb']:.0f} MiB, one "
+        f"process); concurrency {o['concurrency']}, load 1m {c.get('load_avg_1m_before')} → "
+        f"{c.get('load_avg_1m_after')} |"
+    ]
+
+
 def markdown_table(r: dict[str, Any]) -> str:
     """The bench report as a Markdown table of figures and ratios."""
     e, s = r["embedder_only"], r["single_page_index"]
     rows = [
         "| measure | value | ratio / note |",
         "|---|---:|---|",
-        f"| pages / chunks | {r['pages']} / {r['chunks']} | {r['embedding_model']} |",
-        f"| extract (pure) | {r['extract_pages_per_s']:.1f} pages/s | |",
-        f"| fetch + extract | {r['fetch_extract_pages_per_s']:.1f} pages/s | |",
+        f"| pages / chunks | {r['pages']} / {r['chunks']} | {r['embedding_model']}"
+        f"{' (' + r['backend'] + ')' if r.get('backend') else ''} |",
+        *crawl_extract_row(r),
+        f"| extract (pure) | {r['extract_pages_per_s']:.1f} pages/s | one process, no fetch |",
         f"| embedder only | {e['chunks_per_s']:.1f} chunks/s | {e['chunks']} chunks in {e['seconds']} s; "
         f"{e['chunks_per_cpu_s']:.1f} chunks per process CPU-s |",
         *(
