@@ -86,7 +86,8 @@ test: install node-tools crawl4ai-runner lint
 eval: install
 	$(BIN)/python tools/eval.py --out .data/eval/report.json $(EVAL_ARGS)
 
-# First crawl + extract, ours vs crawl4ai's (tools/bench_crawl4ai.py in crawl4ai's own venv), then the rest.
+# First crawl + extract, ours vs crawl4ai's (tools/bench_crawl4ai.py in crawl4ai's own venv), then the rest, then (once
+# the bench's runtime is closed) the whole-site CLI crawl of bench-site on its own fresh DATA_DIR, and the targets.
 bench: install crawl4ai-runner
 	$(BIN)/python tools/bench.py --out .data/bench/pipeline/report.json $(BENCH_ARGS)
 

@@ -66,5 +66,7 @@ async def test_bench_report_has_every_key(clean: Runtime, docs_url: str) -> None
         assert set(report[part]["latency"]) == {"dense", "lexical", "hybrid"}
         assert set(report[part]["floor"]) == {"embed_query", "dense_sql", "lexical_sql"}
     assert report["single_page_index"]["n"] == 2
-    assert "end-to-end index" in markdown_table(report)
+    table = markdown_table(report)
+    assert "end-to-end index" in table and "| target | measured | met |" in table
+    assert "| whole-site crawl peak RSS ≤ 1024 MiB (CLI + extraction workers) | not measured (--no-site) |" in table
     await clean.store.truncate_all()

@@ -1,4 +1,5 @@
-"""The bench tools' helpers and tables (tools/bench.py, bench_report.py, bench_crawl4ai.py, bench_site.py), and
+"""The bench tools' helpers and tables (tools/bench.py, bench_crawl.py, bench_report.py, bench_crawl4ai.py,
+bench_site.py), the acceptance targets block, and
 tools/bench_crawl4ai.py run for real in crawl4ai's venv on pages served from 127.0.0.1. No timing assertions."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.bench import (
+from tools.bench import parse_args, site_wanted
+from tools.bench_crawl import (
     CRAWL4AI_PYTHON,
     comparison,
     cpu_seconds,
@@ -22,7 +24,7 @@ from tools.bench import (
     worker_rss_mb,
 )
 from tools.bench_crawl4ai import count_code_blocks, rate, read_urls
-from tools.bench_report import crawl_extract_row
+from tools.bench_report import crawl_extract_row, crawl_table, site_rows, target_rows, targets
 from tools.bench_site import (
     cli_command,
     cli_env,
@@ -33,6 +35,8 @@ from tools.bench_site import (
     postgres_mb,
     run_figures,
     served_elsewhere,
+    site_command,
+    site_result,
     tree_rss_mb,
 )
 
@@ -116,6 +120,99 @@ def test_site_helpers() -> None:
     assert is_postgres(["/usr/lib/postgresql/16/bin/postgres", "-D", "x"])
     assert is_postgres([], "postgres")
     assert not is_postgres(["python", "-m", "mcp_web_ingest.ingest.extract_worker"], "python")
+
+
+def _site_run(indexed: int, unchanged: int, rss: float) -> dict[str, object]:
+    return {
+        "pages": indexed + unchanged, "indexed": indexed, "unchanged": unchanged, "failed": 0, "chunks": 9000,
+        "wall_s": 300.0, "crawl_s": 280.0, "pages_per_s": 1.77, "chunks_per_s": 30.0, "peak_rss_mb": rss,
+        "postgres_peak_pss_mb": 150.0, "load_avg_1m_before": 0.1, "load_avg_1m_after": 1.9,
+    }  # fmt: skip
+
+
+def _site(rss_first: float, rss_again: float) -> dict[str, object]:
+    runs = {"first": _site_run(530, 0, rss_first), "unchanged re-run": _site_run(0, 530, rss_again)}
+    return {"start_url": "http://127.0.0.1:8780/index.html", "max_pages": 1000, "max_depth": 20, "env": [],
+            "cores": 2, "runs": runs}  # fmt: skip
+
+
+def _search(chunks: int, p95: float, floor: float) -> dict[str, object]:
+    latency = {"p50_ms": p95 / 2, "p95_ms": p95, "p99_ms": p95, "mean_ms": p95 / 2, "n": 10}
+    return {"chunks": chunks, "latency": {"hybrid": latency}, "floor_p50_ms": {"hybrid": floor}}
+
+
+def _report(good: bool) -> dict[str, object]:
+    """A report whose every target is met (good) or missed."""
+    crawl = comparison(_ours(5.0 if good else 3.0), {"pages": 3, "ok": 3, "pages_per_s": 2.0})
+    return {
+        "crawl_extract": crawl,
+        "pipeline_efficiency": 0.93 if good else 0.5,
+        "index_chunks_per_s": 45.0 if good else 20.0,
+        "search": _search(800, 9.0, 5.0),
+        "synthetic_steps": [_search(20800, 30.0, 20.0), _search(50800, 40.0 if good else 60.0, 25.0)],
+        "single_page_index": {"p95_ms": 700.0 if good else 1400.0, "mean_chunks": 31.5, "n": 10},
+        "site": _site(800.0, 600.0 if good else 1100.0),
+    }
+
+
+def test_targets_met_and_not_met() -> None:
+    """Each target from the report: met, not met, or not measured when its figure is missing or too small."""
+    met = targets(_report(True))
+    assert [m for _, _, m in met] == [True] * 7
+    values = [v for _, v, _ in met]
+    assert values[0] == "×2.50" and values[1] == "×0.93" and values[2] == "45.0 chunks/s"
+    assert values[3] == "p95 40.0 ms @ 50800 chunks"  # the largest index, not the first synthetic step
+    assert "vs 2 × floor p50 25.0 ms (×1.60; no p95 floor is measured)" in values[4]
+    assert "mean 31.5 chunks/page" in values[5]
+    assert values[6].startswith("800 MiB over 530 pages") and "PostgreSQL PSS 150 MiB" in values[6]
+    missed = targets(_report(False))
+    assert [m for _, _, m in missed] == [False] * 7
+    assert missed[6][1].startswith("1100 MiB")  # the larger of the two runs
+    small = {**_report(True), "synthetic_steps": [_search(1100, 10.0, 8.0)]}
+    small_targets = targets(small)
+    assert small_targets[3][2] is None and "1100 < 20000 chunks" in small_targets[3][1]
+    assert small_targets[4][2] is None
+    none = targets({"crawl_extract": comparison(_ours(3.0), None, "crawl4ai venv missing")})
+    assert none[0] == ("crawl + extract ≥ ×2 crawl4ai (pages/s)", "crawl4ai venv missing", None)
+    assert all(m is None for _, _, m in none)
+    assert none[6][1] == "not measured (--no-site)"
+    rows = target_rows(_report(False))
+    assert rows[:2] == ["| target | measured | met |", "|---|---|---|"]
+    assert len(rows) == 9 and all(row.endswith("| **not met** |") for row in rows[2:])
+    assert target_rows(_report(True))[2].endswith("| ×2.50 | met |")
+    assert target_rows({})[-1].endswith("| not measured |")
+
+
+def test_site_rows_and_subprocess_helpers(tmp_path: Path) -> None:
+    """The whole-site rows of the bench table, the bench_site command line for tools/bench.py, its result."""
+    rows = site_rows({"site": _site(812.4, 640.0)})
+    assert len(rows) == 3 and "max_pages 1000" in rows[0]
+    assert rows[1].startswith("| whole site: first | 1.77 pages/s, 30.0 chunks/s | pages 530 (indexed 530 / ")
+    assert "peak RSS 812 MiB (CLI + extraction workers), PostgreSQL PSS 150 MiB; load 1m 0.1 → 1.9" in rows[1]
+    assert "unchanged 530" in rows[2]
+    assert site_rows({}) == []
+    assert site_rows({"site": {"error": "boom"}}) == ["| whole site (CLI) | not measured | boom |"]
+    table = crawl_table({"crawl_extract": comparison(_ours(3.0), None, "skipped"), "site": _site(900.0, 700.0)})
+    assert "| whole site: unchanged re-run |" in table and "| 900 MiB over 530 pages" in table
+    stale = tmp_path / "site-report.json"
+    stale.write_text("{}")
+    cmd, out = site_command(Path("docs"), tmp_path / "site", 50, ["EMBEDDING_BACKEND=onnx"])
+    assert out == stale and not stale.exists()  # an old report is not read as this run's
+    assert cmd[cmd.index("--data-dir") + 1] == str(tmp_path / "site")
+    assert cmd[cmd.index("--docs-dir") + 1] == str(Path("docs").resolve())
+    assert cmd[-4:] == ["--out", str(out), "--env", "EMBEDDING_BACKEND=onnx"] and "50" in cmd
+    assert "exited 1" in site_result(1, cmd, out)["error"]
+    out.write_text(json.dumps({"runs": {}}))
+    assert site_result(0, cmd, out) == {"runs": {}}
+
+
+def test_site_default() -> None:
+    """The whole-site crawl runs in a full bench, not in a --pages or --crawl-only dev run, unless asked."""
+    assert site_wanted(parse_args([]))
+    assert not site_wanted(parse_args(["--pages", "10"]))
+    assert not site_wanted(parse_args(["--crawl-only"]))
+    assert site_wanted(parse_args(["--pages", "10", "--site"]))
+    assert not site_wanted(parse_args(["--no-site"]))
 
 
 async def test_memory_sampling(tmp_path: Path) -> None:

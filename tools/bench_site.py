@@ -5,7 +5,8 @@ Usage: python tools/bench_site.py [--docs-dir DIR] [--port 8780] [--data-dir .da
 
 The docs folder is served on 127.0.0.1 at a fixed port (stable URLs) and `mcp-web-ingest index <base>/index.html
 --max-depth D --max-pages N --scope path --json` runs as a subprocess on a fresh DATA_DIR (wiped first), with the
-server's default settings (embedding backend included) plus ALLOW_PRIVATE_NETWORKS=true and any --env. Each run
+server's default settings (embedding backend included) plus ALLOW_PRIVATE_NETWORKS=true, MODEL_CACHE_DIR=.data/models
+(unless set) and any --env. Each run
 reports wall time (start of the command to its exit: database start, model load and crawl), the crawl job's own time,
 pages indexed and unchanged, chunks, pages/s and chunks/s, the peak RSS of the CLI process tree (the CLI and its
 extraction workers, sampled every 0.2 s and summed; PostgreSQL excluded) and, apart, the embedded PostgreSQL's peak
@@ -37,6 +38,8 @@ from tools.eval import DEFAULT_DOCS, prepare_environment, serve_dir  # noqa: E40
 
 SCRIPT = Path(__file__).resolve()
 DEFAULT_PORT = 8780  # eval uses 8765 and up
+DEFAULT_DATA_DIR = Path(".data/bench/site")
+MODEL_CACHE = Path(".data/models")
 SAMPLE_S = 0.2
 
 
@@ -157,6 +160,8 @@ def cli_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
     """The environment of the CLI: ours, a DATA_DIR of its own, loopback allowed, then the --env pairs."""
     env = dict(os.environ)
     env.update({"DATA_DIR": str(data_dir.resolve()), "ALLOW_PRIVATE_NETWORKS": "true", "LOG_LEVEL": "WARNING"})
+    # The ONNX export is made once per machine (MODEL_CACHE_DIR), not by the crawl being measured.
+    env.setdefault("MODEL_CACHE_DIR", str(MODEL_CACHE.resolve()))
     env.update(extra)
     return env
 
@@ -293,12 +298,36 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def site_command(docs_dir: Path, data_dir: Path, max_pages: int, env: Sequence[str]) -> tuple[list[str], Path]:
+    """This script's command line for tools/bench.py (absolute paths: it runs in the repository root) and the path
+    its JSON report goes to (beside data_dir; removed first)."""
+    out = data_dir.resolve().with_name(data_dir.name + "-report.json")
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, str(SCRIPT), "--docs-dir", str(docs_dir.resolve()), "--data-dir", str(data_dir.resolve())]
+    cmd += ["--max-pages", str(max_pages), "--out", str(out)]
+    return cmd + [arg for pair in env for arg in ("--env", pair)], out
+
+
+def site_result(code: int, cmd: Sequence[str], out: Path) -> dict[str, Any]:
+    """The report the subprocess wrote, or {"error": why} when it failed."""
+    if code != 0 or not out.exists():
+        return {"error": f"tools/bench_site.py exited {code} (its traceback is above)", "command": list(cmd)}
+    return dict(json.loads(out.read_text(encoding="utf-8")))
+
+
+async def site_in_subprocess(docs_dir: Path, data_dir: Path, max_pages: int, env: Sequence[str]) -> dict[str, Any]:
+    """Run this script in a process of its own (its progress on our stderr) and return its report."""
+    cmd, out = site_command(docs_dir, data_dir, max_pages, env)
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.DEVNULL, cwd=str(ROOT))
+    return site_result(await proc.wait(), cmd, out)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--docs-dir", type=Path, default=DEFAULT_DOCS)
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="fixed, so page URLs are the same every run")
-    p.add_argument("--data-dir", type=Path, default=Path(".data/bench/site"), help="wiped before the first run")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="wiped before the first run")
     p.add_argument("--max-pages", type=int, default=1000)
     p.add_argument("--max-depth", type=int, default=20, help="link levels (20: CRAWL_MAX_DEPTH's default ceiling)")
     p.add_argument("--runs", type=int, default=2, help="first crawl, then unchanged re-runs")

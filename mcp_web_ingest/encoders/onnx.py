@@ -84,10 +84,18 @@ def export_in_child(model_dir: Path, out: Path, module: str = "mcp_web_ingest.en
     process-wide state while it loads (a SPLADE export beside the torch embedder's background load left decoder
     weights on the meta device).
     """
-    cmd = [sys.executable, "-m", module, str(model_dir), str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return _in_child([module, str(model_dir), str(out)], out, f"ONNX export of {model_dir}")
+
+
+def quantize_in_child(src: Path, out: Path) -> Path:
+    """quantize_int8 in a child process: the quantiser's peak memory (hundreds of MB) never becomes the server's."""
+    return _in_child(["mcp_web_ingest.encoders.onnx", "--quantize", str(src), str(out)], out, f"Quantising {src}")
+
+
+def _in_child(args: list[str], out: Path, what: str) -> Path:
+    proc = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, check=False)
     if proc.returncode != 0 or not out.exists():
-        raise RuntimeError(f"ONNX export of {model_dir} failed: {(proc.stderr or proc.stdout).strip()[-800:]}")
+        raise RuntimeError(f"{what} failed: {(proc.stderr or proc.stdout).strip()[-800:]}")
     return out
 
 
@@ -145,7 +153,7 @@ def ensure_onnx_model(
         return fp32
     int8 = folder / f"{stem}.int8.onnx"
     if not int8.exists():
-        quantize_int8(fp32, int8)
+        quantize_in_child(fp32, int8)
     return int8
 
 
@@ -235,5 +243,8 @@ class OnnxEmbedder(ThreadedLocalEmbedder):
         return model.encode(texts)
 
 
-if __name__ == "__main__":  # export_in_child: python -m mcp_web_ingest.encoders.onnx MODEL_DIR OUT
-    export_onnx(Path(sys.argv[1]), Path(sys.argv[2]))
+if __name__ == "__main__":  # python -m mcp_web_ingest.encoders.onnx [--quantize] SRC OUT (see export_in_child)
+    if sys.argv[1] == "--quantize":
+        quantize_int8(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        export_onnx(Path(sys.argv[1]), Path(sys.argv[2]))
