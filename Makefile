@@ -20,7 +20,7 @@ help:
 	@echo "make test      ruff + pytest with coverage (installs what the tests need)"
 	@echo "make migrate   apply pending database migrations"
 	@echo "make eval      retrieval quality on the local Python and Django docs (EVAL_ARGS, e.g. --corpus django --pages 80)"
-	@echo "make bench     speed figures on the local Python docs, crawl + extract vs crawl4ai first (BENCH_ARGS, e.g. --pages 10)"
+	@echo "make bench     speed figures (crawl + extract vs crawl4ai, indexing, search, whole-site crawl) and targets (BENCH_ARGS)"
 	@echo "make bench-site   the CLI crawls the whole local Python docs site, then re-crawls it unchanged (BENCH_SITE_ARGS)"
 	@echo "make bench-hostile   /health and search latency while the server crawls a hostile site (BENCH_HOSTILE_ARGS)"
 	@echo "make smoke     check a running server end to end (SMOKE_URL, SMOKE_ARGS)"
