@@ -14,9 +14,10 @@ import pytest
 from selectolax.lexbor import LexborHTMLParser
 
 from mcp_web_ingest.errors import ExtractError
+from mcp_web_ingest.ingest import extract_worker
 from mcp_web_ingest.ingest.chunking import chunk_page, strip_link_targets
 from mcp_web_ingest.ingest.extract import extract_page
-from mcp_web_ingest.ingest.extract_worker import extract_isolated, extract_with_links
+from mcp_web_ingest.ingest.extract_worker import MAX_WORKER_RSS, extract_isolated, extract_with_links
 from mcp_web_ingest.ingest.html_guard import MAX_DEPTH, MAX_LINKS, limit_nesting
 from mcp_web_ingest.ingest.sanitize import clean_markdown, clean_text, safe_fragment, safe_url
 from mcp_web_ingest.models import ExtractedPage
@@ -160,6 +161,26 @@ def test_worker_reports_extract_errors_and_matches_in_process_results() -> None:
         extract_isolated("<html><body><nav>menu</nav></body></html>", URL, 60)
     html = '<main><h1 id="t">Title</h1><p>Text with <a href="/x">a link</a>.</p><pre>code</pre></main>'
     assert extract_isolated(html, URL, 60) == extract_with_links(html, URL)
+
+
+def test_workers_of_a_large_server_process_are_reused() -> None:
+    """A worker's own peak decides its replacement, not the parent's (Linux carries ru_maxrss over fork and exec)."""
+    psutil = pytest.importorskip("psutil")
+    ballast = bytearray(MAX_WORKER_RSS + 64 * 2**20)  # this process is now larger than a worker may grow
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    extract_worker._POOL.close()  # the next workers start from this large process
+
+    def worker_pids() -> frozenset[int]:
+        module = "mcp_web_ingest.ingest.extract_worker"
+        return frozenset(c.pid for c in psutil.Process().children() if module in " ".join(c.cmdline()))
+
+    seen = []
+    for i in range(4):  # sequential small pages: one worker serves them all
+        extract_isolated(f"<h1>Page {i}</h1><p>text</p>", URL, 60)
+        seen.append(worker_pids())
+    assert seen[0] and all(pids == seen[0] for pids in seen), "a worker was replaced after a small page"
+    del ballast
 
 
 # --- 2. links per page -----------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ huge page) exits after answering, so that memory goes back to the system instead
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -29,7 +30,7 @@ from mcp_web_ingest.errors import ExtractError
 from mcp_web_ingest.ingest.html_guard import MAX_LINKS, limit_nesting
 from mcp_web_ingest.models import ExtractedPage, Section
 
-__all__ = ["MAX_WORKER_RSS", "WORKERS", "extract_isolated", "extract_with_links"]
+__all__ = ["MAX_WORKER_RSS", "WORKERS", "extract_isolated", "extract_with_links", "peak_rss"]
 
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 MAX_WORKER_RSS = 256 * 1024 * 1024  # peak bytes after which a worker is replaced (real pages peak under 150 MB)
@@ -59,6 +60,19 @@ def _link_part(html: str) -> str | None:
         if count == 4 * MAX_LINKS:
             return html[: m.start()]
     return None
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes since it started (VmHWM).
+
+    Not getrusage's ru_maxrss: Linux carries the parent's peak over fork and exec into it, so every worker of a
+    server past MAX_WORKER_RSS looked huge and was replaced after each page (measured: a new process per page).
+    """
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _send(stream: IO[bytes], message: dict[str, Any]) -> None:
@@ -95,7 +109,7 @@ def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
             reply = {"error": str(exc)}
         except Exception as exc:  # a bug on one page must not cost the server its worker protocol
             reply = {"error": f"Extracting {request['url']} failed: {type(exc).__name__}: {exc}"}
-        reply["recycle"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 > MAX_WORKER_RSS
+        reply["recycle"] = peak_rss() > MAX_WORKER_RSS
         _send(replies, reply)
         if reply["recycle"]:
             return
