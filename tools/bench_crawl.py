@@ -14,7 +14,7 @@ import os
 import resource
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,18 @@ def cpu_seconds() -> float:
 
 
 @contextlib.asynccontextmanager
+async def in_background(loop: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    """Run the coroutine function ``loop`` as a task while the block runs, then cancel it."""
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
 async def sampling_workers(interval_s: float = 0.2) -> AsyncIterator[dict[str, float]]:
     """Sample the extraction workers' RSS every interval_s while the block runs: peak of their sum and of one."""
     peaks = {"sum": 0.0, "one": 0.0}
@@ -91,13 +103,8 @@ async def sampling_workers(interval_s: float = 0.2) -> AsyncIterator[dict[str, f
             peaks["one"] = max(peaks["one"], max(rss, default=0.0))
             await asyncio.sleep(interval_s)
 
-    task = asyncio.create_task(sample())
-    try:
+    async with in_background(sample):
         yield peaks
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 # --- crawl + extract, ours and crawl4ai's -----------------------------------------------------------------------

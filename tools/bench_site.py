@@ -34,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tools.bench_crawl import in_background  # noqa: E402
 from tools.eval import DEFAULT_DOCS, prepare_environment, serve_dir  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
@@ -136,13 +137,8 @@ async def sampling(pid: int, pgdata: Path, interval_s: float = SAMPLE_S) -> Asyn
             peaks["samples"] = n
             await asyncio.sleep(interval_s)
 
-    task = asyncio.create_task(sample())
-    try:
+    async with in_background(sample):
         yield peaks
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 # --- one run of the CLI -----------------------------------------------------------------------------------------
