@@ -205,6 +205,7 @@ class Indexer:
             etag=fetched.etag,
             last_modified=fetched.last_modified,
             http_status=fetched.status,
+            sections=page.sections,
         )
         if previous is not None and previous.url == key:
             existing: StoredPage | None = previous

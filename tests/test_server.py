@@ -43,6 +43,7 @@ async def test_tools_are_described_typed_and_annotated(clean: Runtime, mode: str
             "list_sources",
             "delete_source",
             "refresh_source",
+            "read_page",
         } == tools.keys()
         for tool in tools.values():
             assert tool.description and len(tool.description) > 60

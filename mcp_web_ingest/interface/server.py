@@ -23,6 +23,7 @@ from mcp_web_ingest.crawl.jobs import CrawlParams
 from mcp_web_ingest.crawl.manager import CrawlStatus
 from mcp_web_ingest.errors import InvalidInputError
 from mcp_web_ingest.interface.auth import guard, guard_layers
+from mcp_web_ingest.interface.reading import ReadPageResult, find_section, load_document, read_result
 from mcp_web_ingest.interface.schemas import (
     CrawlJobResult,
     DeleteResult,
@@ -298,6 +299,43 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             runtime.settings, query, k, collection, url_prefix, mode, max_chars, rerank, symbol
         )
         return search_result(await runtime.pipeline.search(request))
+
+    @mcp.tool(
+        title="Read an indexed page",
+        description=(
+            "Read a page stored by `index_web_page` as markdown, to read around a search result: the whole page, or "
+            "from one section on (pass a result's deep link as `url`, or a section's anchor or heading as "
+            "`section`), within `max_chars`. The outline lists every section with its index; pass `next_section` "
+            "as `from_section` to read on. Nothing is fetched from the network."
+        ),
+        annotations=READ_ONLY,
+    )
+    @tool_errors
+    async def read_page(
+        ctx: Context,
+        url: Annotated[
+            str | None, Field(description="The page URL, or a search result's deep link (URL#anchor)")
+        ] = None,
+        page_id: Annotated[int | None, Field(description="The page's id, instead of its URL")] = None,
+        collection: Annotated[
+            str | None, Field(description="The collection holding the page; default: its latest indexed copy")
+        ] = None,
+        section: Annotated[
+            str | None, Field(description="Start at this section: its anchor (as in a deep link) or its heading")
+        ] = None,
+        from_section: Annotated[
+            int | None, Field(description="Start at this outline index (a previous call's next_section)")
+        ] = None,
+        max_chars: Annotated[
+            int, Field(description="Character budget for the markdown returned", ge=500, le=100_000)
+        ] = 12_000,
+    ) -> ReadPageResult:
+        if section is not None and from_section is not None:
+            raise InvalidInputError("Give section or from_section, not both.")
+        doc, fragment = await load_document(runtime_of(ctx).store.catalog, url, page_id, collection)
+        wanted = section if section is not None else fragment if from_section is None else None
+        start = find_section(doc, wanted) if wanted else from_section or 0
+        return read_result(doc, start, max_chars)
 
     @mcp.tool(
         title="Server health",

@@ -21,6 +21,7 @@ from mcp_web_ingest.storage.records import (
     RepairReport,
     SearchFilter,
     StoredChunk,
+    StoredDocument,
     StoredPage,
     WrittenPage,
 )
@@ -120,6 +121,12 @@ class Catalog(Protocol):
 
     async def get_chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """Chunks with their page data, by id."""
+        ...
+
+    async def read_document(
+        self, *, url: str | None = None, page_id: int | None = None, collection: str | None = None
+    ) -> StoredDocument | None:
+        """A stored page's markdown sections, by id or by URL (in a collection, else its latest copy)."""
         ...
 
     async def vectors_by_hash(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ import psycopg
 from psycopg_pool import PoolTimeout
 
 from mcp_web_ingest.errors import InvalidInputError, StoreError
-from mcp_web_ingest.models import Chunk, SparseVec
+from mcp_web_ingest.models import Chunk, Section, SparseVec
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -57,6 +57,7 @@ class PageRecord:
     etag: str | None = None
     last_modified: str | None = None
     http_status: int | None = None
+    sections: tuple[Section, ...] = ()  # the extracted markdown, kept for read_page
 
     @property
     def domain(self) -> str:
@@ -77,6 +78,31 @@ class StoredPage:
     crawled_at: datetime
     etag: str | None = None
     last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredSection:
+    """One section of a stored page's markdown."""
+
+    level: int
+    heading: str
+    anchor: str | None
+    path: tuple[str, ...]
+    markdown: str
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A stored page as its markdown sections, for reading it back."""
+
+    page_id: int
+    url: str
+    title: str
+    collection: str
+    crawled_at: datetime
+    indexed_at: datetime
+    sections: tuple[StoredSection, ...]
+    from_chunks: bool = False  # stored before sections were kept: rebuilt from the chunks
 
 
 @dataclass(frozen=True)

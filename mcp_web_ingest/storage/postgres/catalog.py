@@ -12,6 +12,7 @@ from psycopg.rows import dict_row
 from mcp_web_ingest.errors import SchemaMismatchError, StoreError
 from mcp_web_ingest.models import Chunk, SparseVec, Symbol, code_share
 from mcp_web_ingest.storage.db import Database
+from mcp_web_ingest.storage.postgres.documents import read_document, write_sections
 from mcp_web_ingest.storage.postgres.postings import (
     copy_chunks,
     copy_lexical_postings,
@@ -26,6 +27,7 @@ from mcp_web_ingest.storage.records import (
     PageRecord,
     SearchFilter,
     StoredChunk,
+    StoredDocument,
     StoredPage,
     WrittenPage,
     search_filter_sql,
@@ -214,6 +216,7 @@ class PostgresCatalog(SourcesMixin):
         cur = await conn.execute("DELETE FROM chunks WHERE page_id = %s RETURNING id", (page_id,))
         replaced = tuple(int(r[0]) for r in await cur.fetchall())
         await copy_chunks(conn, page_id, page.pipeline, chunks, vectors, chunk_ids)
+        await write_sections(conn, page_id, page.sections)
         cur = await conn.execute("SELECT ordinal, id FROM chunks WHERE page_id = %s", (page_id,))
         ids: dict[int, int] = dict(await cur.fetchall())
         # The section path starts with the page title (the chunker puts it there), so title words count as headings.
@@ -249,6 +252,13 @@ class PostgresCatalog(SourcesMixin):
                 (list(ids),),
             )
             return {int(i): ChunkPage(int(p), float(share)) for i, p, share in await cur.fetchall()}
+
+    async def read_document(
+        self, *, url: str | None = None, page_id: int | None = None, collection: str | None = None
+    ) -> StoredDocument | None:
+        """A stored page's markdown sections, by id or by URL (see documents.read_document)."""
+        async with self.db.pool.connection() as conn:
+            return await read_document(conn, url=url, page_id=page_id, collection=collection)
 
     async def get_chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """Chunks with their page data, by id."""
