@@ -62,7 +62,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from mcp_web_ingest.interface.auth import check_bind
-    from mcp_web_ingest.interface.server import create_http_app
+    from mcp_web_ingest.interface.http_app import create_http_app
 
     host = args.host or settings.mcp_host
     port = args.port or settings.mcp_port
