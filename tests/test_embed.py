@@ -281,3 +281,24 @@ def test_embedding_backend_setting_picks_onnx(tmp_path: Path, backend: str, quan
     emb = make_embedder(_settings(tmp_path, embedding_backend=backend))
     assert isinstance(emb, OnnxEmbedder)
     assert emb.model_name == "sentence-transformers/all-MiniLM-L6-v2" and emb.dimension == 384
+
+
+async def test_a_background_load_is_reported_before_anyone_awaits_it() -> None:
+    """health reads value/error: a model loaded at start-up must not show 'loading' until the first search."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mcp_web_ingest.encoders.loading import BackgroundLoad
+
+    def fails() -> str:
+        raise RuntimeError("no model here")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ok: BackgroundLoad[str] = BackgroundLoad(pool, lambda: "model")
+        bad: BackgroundLoad[str] = BackgroundLoad(pool, fails)
+        ok.start()
+        bad.start()
+        for _ in range(200):
+            if ok.value is not None and bad.error is not None:
+                break
+            await asyncio.sleep(0.01)
+    assert ok.value == "model" and isinstance(bad.error, RuntimeError)

@@ -29,6 +29,16 @@ class BackgroundLoad(Generic[T]):
         """Begin loading (once); needs a running event loop."""
         if self._future is None:
             self._future = asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+            self._future.add_done_callback(self._record)  # health sees the outcome before anyone awaits it
+
+    def _record(self, future: asyncio.Future[T]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is None:
+            self.value = future.result()
+        elif isinstance(exc, Exception):
+            self.error = exc
 
     async def get(self) -> T:
         """The loaded value, once loading is done; raises what loading raised."""
