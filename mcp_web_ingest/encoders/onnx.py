@@ -74,7 +74,7 @@ def export_onnx(model_dir: Path, out: Path) -> Path:
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
             return out.last_hidden_state
 
-    export_module(_Transformer().eval(), out, "last_hidden_state", {0: "batch", 1: "seq"})
+    return export_module(_Transformer().eval(), out, "last_hidden_state", {0: "batch", 1: "seq"})
 
 
 def export_in_child(model_dir: Path, out: Path, module: str = "mcp_web_ingest.encoders.onnx") -> Path:
@@ -117,7 +117,6 @@ def export_module(module: Any, out: Path, output: str, output_axes: dict[int, st
             dynamo=False,
         )
     return tmp.replace(out)  # atomic: a concurrent process sees either nothing or the whole file
-    return out
 
 
 def quantize_int8(src: Path, out: Path) -> Path:
