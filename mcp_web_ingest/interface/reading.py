@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from mcp_web_ingest.errors import InvalidInputError
-from mcp_web_ingest.ingest.sanitize import WEB_SCHEMES, clean_markdown, clean_text, safe_fragment, safe_url
+from mcp_web_ingest.ingest.sanitize import WEB_SCHEMES, clean_markdown, clean_text, safe_url
 from mcp_web_ingest.ingest.urls import normalize_url, validate_url
+from mcp_web_ingest.interface.schemas import deep_link
 from mcp_web_ingest.storage.interfaces import Catalog
 from mcp_web_ingest.storage.records import StoredDocument, StoredSection, validate_collection
 
@@ -44,11 +45,6 @@ class ReadPageResult(BaseModel):
     )
     outline: list[OutlineEntryOut]
     outline_truncated: int = Field(default=0, description="Sections left out of the outline")
-
-
-def _link(url: str, anchor: str | None) -> str:
-    fragment = safe_fragment(anchor)
-    return f"{url}#{fragment}" if url and fragment else url
 
 
 def find_section(doc: StoredDocument, section: str) -> int:
@@ -103,7 +99,7 @@ def read_result(doc: StoredDocument, start: int, max_chars: int) -> ReadPageResu
             index=i,
             level=s.level,
             heading=clean_text(s.heading) or clean_text(doc.title),
-            deep_link=_link(url, s.anchor),
+            deep_link=deep_link(url, s.anchor),
             chars=len(s.markdown),
         )
         for i, s in enumerate(doc.sections[:MAX_OUTLINE])

@@ -212,11 +212,10 @@ def crawl_index_result(s: CrawlStatus) -> IndexResult:
 def _hit_out(rank: int, h: Hit) -> SearchHitOut:
     """One result with every shown string inert in a browser, whatever was stored (rows from before sanitising)."""
     url = safe_url(h.url, schemes=WEB_SCHEMES, escape=False) or ""  # stored URLs are http(s): validate_url
-    anchor = safe_fragment(h.anchor)
     return SearchHitOut(
         rank=rank,
         url=url,
-        deep_link=f"{url}#{anchor}" if url and anchor else url,
+        deep_link=deep_link(url, h.anchor),
         title=clean_text(h.title),
         section=" › ".join(clean_text(s) for s in h.section_path),
         text=clean_markdown(h.text),
@@ -228,9 +227,14 @@ def _hit_out(rank: int, h: Hit) -> SearchHitOut:
     )
 
 
-def _section_out(url: str, section: str, anchor: str | None) -> MatchedSectionOut:
+def deep_link(url: str, anchor: str | None) -> str:
+    """A (safe) page URL with the heading's fragment, made inert for a browser; the URL alone without one."""
     fragment = safe_fragment(anchor)
-    return MatchedSectionOut(section=clean_text(section), deep_link=f"{url}#{fragment}" if url and fragment else url)
+    return f"{url}#{fragment}" if url and fragment else url
+
+
+def _section_out(url: str, section: str, anchor: str | None) -> MatchedSectionOut:
+    return MatchedSectionOut(section=clean_text(section), deep_link=deep_link(url, anchor))
 
 
 def search_result(o: SearchOutcome) -> SearchResult:
