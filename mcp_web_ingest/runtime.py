@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -34,18 +35,21 @@ log = logging.getLogger(__name__)
 MetricsGuard = Callable[[ASGIApp], ASGIApp]  # the interface's auth and Host checks, wrapped around the METRICS_PORT app
 
 
+def _require_onnxruntime(message: str) -> None:
+    """ConfigError(message) unless onnxruntime is installed; found, not imported (the model thread imports it)."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise ConfigError(message)
+
+
 def make_embedder(settings: Settings, observe_batch: Any = None) -> Embedder:
     """The embedder EMBEDDING_PROVIDER selects."""
     if settings.embedding_provider == "openai":
         return OpenAIEmbedder(settings, observe_batch)
     if settings.embedding_backend != "torch":
-        try:
-            import onnxruntime  # noqa: F401 - part of the [local] extra; a bare install may lack it
-        except ImportError as exc:
-            raise ConfigError(
-                f"EMBEDDING_BACKEND={settings.embedding_backend} needs onnxruntime: pip install "
-                "'mcp-web-ingest[local]', or set EMBEDDING_BACKEND=torch"
-            ) from exc
+        _require_onnxruntime(
+            f"EMBEDDING_BACKEND={settings.embedding_backend} needs onnxruntime: pip install 'mcp-web-ingest[local]', "
+            "or set EMBEDDING_BACKEND=torch"
+        )
         from mcp_web_ingest.encoders.onnx import OnnxEmbedder
 
         return OnnxEmbedder(settings, observe_batch, quantize=settings.embedding_backend == "onnx-int8")
@@ -70,10 +74,7 @@ def make_sparse(settings: Settings, metrics: Metrics) -> SparseEncoder | None:
         model_dir = settings.splade_model_dir.expanduser()
         if not (model_dir / "tokenizer.json").is_file():
             raise ConfigError(f"SPLADE_MODEL_DIR={model_dir} is not a model folder (no tokenizer.json)")
-        try:
-            import onnxruntime  # noqa: F401 - the optional extra, imported only when it is chosen
-        except ImportError as exc:
-            raise ConfigError("SPLADE_MODEL_DIR needs onnxruntime: pip install 'mcp-web-ingest[eval]'") from exc
+        _require_onnxruntime("SPLADE_MODEL_DIR needs onnxruntime: pip install 'mcp-web-ingest[local]'")
         from mcp_web_ingest.encoders.splade_local import LocalSpladeEncoder
 
         return LocalSpladeEncoder(
