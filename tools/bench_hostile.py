@@ -107,12 +107,12 @@ async def start_server(data_dir: Path, log: Path) -> tuple[asyncio.subprocess.Pr
     raise RuntimeError("server did not become healthy within 180 s")
 
 
-async def stop_server(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM, then SIGKILL after 20 s."""
+async def stop_server(proc: asyncio.subprocess.Process, grace_s: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL after grace_s."""
     if proc.returncode is None:
         proc.terminate()
         try:
-            await asyncio.wait_for(proc.wait(), 20)
+            await asyncio.wait_for(proc.wait(), grace_s)
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tools.bench_crawl import in_background  # noqa: E402
+from tools.bench_hostile import stop_server  # noqa: E402
 from tools.eval import DEFAULT_DOCS, prepare_environment, serve_dir  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
@@ -68,13 +69,7 @@ async def served_elsewhere(docs_dir: Path, port: int = 0) -> AsyncIterator[str]:
             raise RuntimeError(f"the file server did not start (exit {proc.returncode})")
         yield base_url
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_server(proc, grace_s=10)
 
 
 # --- measuring a command's process tree -------------------------------------------------------------------------
