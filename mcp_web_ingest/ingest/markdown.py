@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import re
 import secrets
+from typing import NamedTuple
 
 import html_to_markdown
 from selectolax.lexbor import LexborNode
@@ -47,9 +48,18 @@ def clean_heading(text: str) -> str:
     return _WS.sub(" ", clean_text(text.replace("¶", ""))).strip()
 
 
-def _mark_terms(main: LexborNode, word: str) -> list[tuple[int, str, str]]:
-    """Replace headings and definition terms by marker words; returns (level or 0, anchor or "sig"/"", text)."""
-    marks: list[tuple[int, str, str]] = []
+class _Mark(NamedTuple):
+    """What a marker word stands for: a heading (level 1-6, its anchor) or a definition term (level 0)."""
+
+    level: int
+    anchor: str
+    text: str
+    signature: bool = False  # a term that is an API signature (Sphinx's dt.sig)
+
+
+def _mark_terms(main: LexborNode, word: str) -> list[_Mark]:
+    """Replace headings and definition terms by marker words; returns what each marker stands for."""
+    marks: list[_Mark] = []
     # Innermost first: a heading nested in another one is marked before the outer one reads its text.
     for node in reversed(main.css(f"{HEADINGS}, dt")):
         text = _unmark(clean_heading(node.text()), word, marks)
@@ -57,19 +67,18 @@ def _mark_terms(main: LexborNode, word: str) -> list[tuple[int, str, str]]:
             node.decompose()
             continue
         if node.tag == "dt":
-            classes = (node.attributes.get("class") or "").split()
-            marks.append((0, "sig" if "sig" in classes else "", text))
+            marks.append(_Mark(0, "", text, signature="sig" in (node.attributes.get("class") or "").split()))
         else:
-            marks.append((int(node.tag[1]), node.attributes.get("data-wi-anchor") or "", text))
+            marks.append(_Mark(int(node.tag[1]), node.attributes.get("data-wi-anchor") or "", text))
         node.inner_html = f"{word}{len(marks) - 1}x"
     return marks
 
 
-def _unmark(text: str, word: str, marks: list[tuple[int, str, str]]) -> str:
+def _unmark(text: str, word: str, marks: list[_Mark]) -> str:
     """Text with the marker words of nested terms put back as their text."""
     if word not in text:
         return text
-    return re.sub(rf"{word}(\d+)x", lambda m: marks[int(m.group(1))][2], text)
+    return re.sub(rf"{word}(\d+)x", lambda m: marks[int(m.group(1))].text, text)
 
 
 def _prepare(main: LexborNode) -> None:
@@ -101,9 +110,9 @@ def node_markdown(main: LexborNode) -> str:
     markdown = html_to_markdown.convert(main.html or "", _OPTIONS).content
 
     def sentinel(m: re.Match[str]) -> str:
-        level, anchor, text = marks[int(m.group("i"))]
+        level, anchor, text, signature = marks[int(m.group("i"))]
         if level == 0:  # a definition term: API signatures stay searchable verbatim as code, others are bold
-            return f"`{text.replace('`', '')}`" if anchor == "sig" else f"**{text}**"
+            return f"`{text.replace('`', '')}`" if signature else f"**{text}**"
         if m.group("head"):  # a heading line of its own
             return f"\n\n\x00H{level}\x01{anchor}\x01{text}\x00\n\n"
         return f" {text} "  # a heading inside a table cell or a link cannot hold a line break
