@@ -7,19 +7,22 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import replace
 
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.encoders.dense import Embedder
 from mcp_web_ingest.encoders.splade import SparseEncoder
-from mcp_web_ingest.errors import ExtractError, FetchError, ServiceError, WebIngestError
-from mcp_web_ingest.ingest.extract_worker import extract_isolated
+from mcp_web_ingest.errors import ExtractError, FetchError, InvalidInputError, ServiceError, WebIngestError
+from mcp_web_ingest.ingest.auth_profiles import RequestAuth
+from mcp_web_ingest.ingest.extract_worker import extract_document_isolated
 from mcp_web_ingest.ingest.fetch import Fetcher
+from mcp_web_ingest.ingest.formats import Extraction
 from mcp_web_ingest.ingest.symbols import extract_page_symbols
-from mcp_web_ingest.ingest.urls import Credentials, normalize_url, split_credentials, validate_url
+from mcp_web_ingest.ingest.twins import read_markdown_twin
+from mcp_web_ingest.ingest.urls import normalize_url, split_credentials, validate_url
 from mcp_web_ingest.metrics import Metrics
 from mcp_web_ingest.models import Chunk, ExtractedPage, FetchedPage, SparseVec, Symbol
+from mcp_web_ingest.outcomes import IndexOutcome, Stopwatch
 from mcp_web_ingest.storage.interfaces import Store
 from mcp_web_ingest.storage.records import PageRecord, StoredPage, validate_collection
 
@@ -28,42 +31,9 @@ ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 Chunker = Callable[[ExtractedPage, int, int], list[Chunk]]  # (page, max tokens, overlap tokens) -> chunks
 
 
-@dataclass(frozen=True)
-class IndexOutcome:
-    """What indexing one page did."""
-
-    page_id: int
-    url: str
-    title: str
-    chunk_count: int
-    unchanged: bool
-    collection: str
-    reused_vectors: int = 0
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    change: Literal["added", "changed", "unchanged", "duplicate", "canonical"] = "added"
-    links: tuple[str, ...] = ()  # outgoing links of the page (absolute, normalised), for crawling
-    duplicate_of: str | None = None  # the identical (or canonical) page's URL when nothing was stored
-    canonical_url: str | None = None
-
-
-def _extract_with_links(fetched: FetchedPage, timeout_s: float) -> tuple[ExtractedPage, tuple[str, ...]]:
-    """The page's content and its outgoing links, in a worker process that is killed past ``timeout_s``."""
-    return extract_isolated(fetched.text, fetched.final_url, timeout_s)
-
-
-class _Stopwatch:
-    def __init__(self) -> None:
-        self.marks: dict[str, float] = {}
-        self._t = time.perf_counter()
-        self._start = self._t
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.marks[name] = round((now - self._t) * 1000, 2)
-        self._t = now
-
-    def total(self) -> dict[str, float]:
-        return {**self.marks, "total": round((time.perf_counter() - self._start) * 1000, 2)}
+def _extract(fetched: FetchedPage, timeout_s: float) -> Extraction:
+    """The document's pages and outgoing links, in a worker process that is killed past ``timeout_s``."""
+    return extract_document_isolated(fetched.format, fetched.final_url, timeout_s, text=fetched.text, data=fetched.body)
 
 
 class Indexer:
@@ -104,20 +74,23 @@ class Indexer:
         *,
         force: bool = False,
         skip_duplicates: bool = False,
-        auth: Credentials | None = None,
+        auth: RequestAuth | None = None,
     ) -> IndexOutcome:
         """Index one page; an unchanged page (304, or the same content hash) is not embedded again.
 
         force: fetch unconditionally and re-chunk even when the content is unchanged.
         skip_duplicates: do not store a page whose content is identical to another page of the collection.
-        auth: HTTP Basic credentials for this fetch; credentials written in the URL itself take their place. Either
-        way they are sent with this fetch only and never stored or shown.
+        auth: credentials for this fetch (an auth profile); credentials written in the URL itself take their place.
+        Either way they are sent only where they apply and never stored or shown.
         """
         collection = validate_collection(collection)
         url, in_url = split_credentials(validate_url(url))
         url = normalize_url(url)
-        auth = in_url or auth
-        watch = _Stopwatch()
+        auth = RequestAuth.for_url(url, in_url) if in_url is not None else auth
+        if auth is not None and not auth.applies_to(url):
+            hosts = ", ".join(auth.hosts)
+            raise InvalidInputError(f"Auth profile {auth.name!r} is for {hosts}, not for {url}; choose another profile")
+        watch = Stopwatch()
         started = time.perf_counter()
         try:
             outcome = await self._index(url, collection, watch, progress, force, skip_duplicates, auth)
@@ -136,11 +109,11 @@ class Indexer:
         self,
         url: str,
         collection: str,
-        watch: _Stopwatch,
+        watch: Stopwatch,
         progress: ProgressFn | None,
         force: bool,
         skip_duplicates: bool,
-        auth: Credentials | None,
+        auth: RequestAuth | None,
     ) -> IndexOutcome:
         await self._report(progress, 0, f"fetching {url}")
         previous = None if force else await self.store.catalog.get_page(collection, url)
@@ -170,28 +143,106 @@ class Indexer:
                 change="unchanged",
                 links=(),
             )
-        return await self.index_fetched(fetched, collection, watch, progress, force, skip_duplicates, previous)
+        return await self.index_fetched(
+            fetched, collection, watch, progress, force, skip_duplicates, previous, auth=auth
+        )
 
     async def index_fetched(
         self,
         fetched: FetchedPage,
         collection: str,
-        watch: _Stopwatch | None = None,
+        watch: Stopwatch | None = None,
         progress: ProgressFn | None = None,
         force: bool = False,
         skip_duplicates: bool = False,
         previous: StoredPage | None = None,
+        *,
+        auth: RequestAuth | None = None,
     ) -> IndexOutcome:
-        """Extract, chunk, embed and store a page that has already been fetched.
+        """Extract, chunk, embed and store a document that has already been fetched.
 
         previous: the stored row of the URL that was fetched, when the caller already read it (saves a query).
+        auth: what the fetch was sent with; a Markdown twin is fetched with it too.
         """
-        watch = watch or _Stopwatch()
+        watch = watch or Stopwatch()
         await self._report(progress, 1, "extracting")
         # Parsing a large page takes tens of milliseconds of pure CPU, a hostile one far more: keep it off the
         # event loop, in a process that the time limit can stop.
-        page, links = await asyncio.to_thread(_extract_with_links, fetched, self.settings.extract_timeout_s)
+        found = await asyncio.to_thread(_extract, fetched, self.settings.extract_timeout_s)
+        page, content_format, content_url = found.page, fetched.format, None
+        if page.markdown_twin and fetched.format == "html" and self.settings.prefer_markdown:
+            twin = await read_markdown_twin(self.fetcher, page, fetched.final_url, self.settings, auth)
+            if twin is not None:
+                page, content_format, content_url = twin.page, "markdown", twin.url
         watch.lap("extract")
+        outcome = await self._store_extracted(
+            fetched,
+            page,
+            found.links,
+            collection,
+            watch,
+            progress,
+            force,
+            skip_duplicates,
+            previous,
+            content_format=content_format,
+            content_url=content_url,
+        )
+        if not found.parts:
+            return outcome
+        carried = [
+            await self._store_carried(url, part, outcome.url, fetched, collection, force) for url, part in found.parts
+        ]
+        return replace(outcome, carried=tuple(url for url in carried if url))
+
+    async def _store_carried(
+        self, url: str, page: ExtractedPage, source: str, fetched: FetchedPage, collection: str, force: bool
+    ) -> str | None:
+        """Store a page an llms-full.txt carries, unless its URL holds a page read from elsewhere (that one wins)."""
+        key = normalize_url(url)
+        existing = await self.store.catalog.get_page(collection, key)
+        if existing is not None and existing.content_url != source:
+            return None
+        part = FetchedPage(
+            url=key,
+            final_url=key,
+            status=fetched.status,
+            content_type=fetched.content_type,
+            text="",
+            encoding="",
+            format=fetched.format,
+        )
+        outcome = await self._store_extracted(
+            part,
+            page,
+            (),
+            collection,
+            Stopwatch(),
+            None,
+            force,
+            False,
+            existing,
+            content_format=fetched.format,
+            content_url=source,
+        )
+        return outcome.url
+
+    async def _store_extracted(
+        self,
+        fetched: FetchedPage,
+        page: ExtractedPage,
+        links: tuple[str, ...],
+        collection: str,
+        watch: Stopwatch,
+        progress: ProgressFn | None,
+        force: bool,
+        skip_duplicates: bool,
+        previous: StoredPage | None,
+        *,
+        content_format: str,
+        content_url: str | None,
+    ) -> IndexOutcome:
+        """Chunk, embed and store an extracted page, unless its content is unchanged or a duplicate."""
         key = normalize_url(fetched.final_url)
         record = PageRecord(
             url=key,
@@ -206,6 +257,8 @@ class Indexer:
             last_modified=fetched.last_modified,
             http_status=fetched.status,
             sections=page.sections,
+            content_format=content_format,
+            content_url=content_url,
         )
         if previous is not None and previous.url == key:
             existing: StoredPage | None = previous
@@ -227,6 +280,8 @@ class Indexer:
                 change="unchanged",
                 links=links,
                 canonical_url=page.canonical_url,
+                content_format=content_format,
+                content_url=content_url,
             )
         if skip_duplicates and existing is None and page.canonical_url:
             # Crawls index a page under its canonical URL only: the canonical one is fetched on its own.
@@ -299,6 +354,8 @@ class Indexer:
             change="added" if existing is None else "changed",
             links=links,
             canonical_url=page.canonical_url,
+            content_format=content_format,
+            content_url=content_url,
         )
 
     def symbols(self, chunks: list[Chunk]) -> list[list[Symbol]] | None:

@@ -22,11 +22,13 @@ class FetchedPage:
     final_url: str  # after redirects
     status: int
     content_type: str  # media type only, e.g. "text/html"
-    text: str  # decoded body
+    text: str  # decoded body ("" for a binary format)
     encoding: str
     etag: str | None = None
     last_modified: str | None = None
     elapsed_s: float = 0.0
+    format: str = "html"  # html, markdown, text, rst, pdf, notebook, llms-full (ingest/formats/detect.py)
+    body: bytes = b""  # the raw body of a binary format (PDF)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class ExtractedPage:
     canonical_url: str | None = None
     language: str | None = None
     description: str | None = None
+    markdown_twin: str | None = None  # <link rel="alternate" type="text/markdown">: the page written as Markdown
 
     @property
     def markdown(self) -> str:

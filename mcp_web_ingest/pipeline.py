@@ -13,9 +13,9 @@ from mcp_web_ingest.encoders.dense import Embedder
 from mcp_web_ingest.encoders.rerank import Reranker
 from mcp_web_ingest.encoders.splade import SparseEncoder
 from mcp_web_ingest.indexer import Chunker, Indexer, IndexOutcome, ProgressFn
+from mcp_web_ingest.ingest.auth_profiles import RequestAuth
 from mcp_web_ingest.ingest.chunking import chunk_page
 from mcp_web_ingest.ingest.fetch import Fetcher
-from mcp_web_ingest.ingest.urls import Credentials
 from mcp_web_ingest.metrics import Metrics
 from mcp_web_ingest.models import Chunk, ExtractedPage
 from mcp_web_ingest.search.request import SearchMode, SearchRequest
@@ -38,9 +38,9 @@ class Pipeline(Protocol):
         *,
         force: bool = False,
         skip_duplicates: bool = False,
-        auth: Credentials | None = None,
+        auth: RequestAuth | None = None,
     ) -> IndexOutcome:
-        """Fetch, extract, chunk, embed and store one page (``auth``: HTTP Basic for that fetch only)."""
+        """Fetch, extract, chunk, embed and store one page (``auth``: credentials sent where they apply)."""
         ...
 
     async def search(self, request: SearchRequest) -> SearchOutcome:
@@ -125,7 +125,7 @@ class PolicyPipeline:
         *,
         force: bool = False,
         skip_duplicates: bool = False,
-        auth: Credentials | None = None,
+        auth: RequestAuth | None = None,
     ) -> IndexOutcome:
         """Index one page (see `Indexer.index_page`)."""
         return await self.indexer.index_page(

@@ -19,6 +19,7 @@ from mcp_web_ingest.encoders.dense import Embedder, LocalEmbedder, OpenAIEmbedde
 from mcp_web_ingest.encoders.rerank import Reranker
 from mcp_web_ingest.encoders.splade import SparseEncoder
 from mcp_web_ingest.errors import ConfigError, WebIngestError
+from mcp_web_ingest.ingest.auth_profiles import load_auth_profiles
 from mcp_web_ingest.ingest.fetch import Fetcher, HttpFetcher
 from mcp_web_ingest.legacy import LEGACY
 from mcp_web_ingest.metrics import Metrics
@@ -164,7 +165,8 @@ class Runtime:
             settings, self.fetcher, self.embedder, self.store, self.metrics, self.sparse, self.reranker
         )
         self.jobs = JobStore(self.db)
-        self.crawler = CrawlManager(settings, self.store, self.jobs, self.pipeline, self.metrics)
+        profiles = load_auth_profiles(settings.auth_profiles_file)  # a bad file is a ConfigError at start-up
+        self.crawler = CrawlManager(settings, self.store, self.jobs, self.pipeline, self.metrics, profiles)
 
     @classmethod
     @contextlib.asynccontextmanager

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from aiohttp import hdrs, web
 
+from .formats_site import add_format_routes
+
 PAGES_DIR = Path(__file__).parent / "site_pages"
 
 HITS = web.AppKey("hits", Counter)  # path -> number of requests seen, for asserting retries and re-fetches
@@ -425,11 +427,11 @@ async def _crawl_logout(request: web.Request) -> web.Response:
 
 
 async def _crawl_asset(request: web.Request) -> web.Response:
-    """/crawl/static/logo.png, /crawl/static/style.css, /crawl/files/manual.pdf: assets a crawler should skip."""
+    """/crawl/static/logo.png, /crawl/static/style.css: assets a crawler skips; /crawl/files/manual.pdf: a real PDF."""
     name = request.path.rsplit("/", 1)[1]
-    body, ctype = {"logo.png": (_PNG_BYTES, "image/png"), "style.css": (b"body{color:#333}\n", "text/css")}.get(
-        name, (_PDF_BYTES, "application/pdf")
-    )
+    if name == "manual.pdf":
+        return web.Response(body=(PAGES_DIR / "formats" / "manual.pdf").read_bytes(), content_type="application/pdf")
+    body, ctype = {"logo.png": (_PNG_BYTES, "image/png"), "style.css": (b"body{color:#333}\n", "text/css")}[name]
     return web.Response(body=body, content_type=ctype)
 
 
@@ -533,6 +535,7 @@ def make_site_app() -> web.Application:
     r.add_get("/bad/utf16.html", _bad_encoded)
     r.add_get("/bad/empty-body", _bad_empty_body)
     r.add_get("/bad/nul.html", _bad_nul)
+    add_format_routes(r)
     r.add_get("/", _static)
     r.add_get("/{path:.+}", _static)
     return app

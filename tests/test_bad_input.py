@@ -125,10 +125,10 @@ CASES = [
     Case("gzip-bomb", "{site}/gzip-bomb", error=FetchError, fragment="larger than the limit"),
     # --- content that is not (good) HTML ---
     Case("binary", "{site}/binary.bin", error=UnsupportedContentError, fragment="application/octet-stream"),
-    Case("pdf", "{site}/doc.pdf", error=UnsupportedContentError, fragment="application/pdf"),
+    Case("image", "{site}/crawl/static/logo.png", error=UnsupportedContentError, fragment="image/png"),
+    Case("broken-pdf", "{site}/doc.pdf", error=ExtractError, fragment="damaged or truncated"),
     Case("lying-content-type", "{site}/lying.html", error=UnsupportedContentError, fragment="binary data"),
-    Case("unlabelled-binary", "{site}/no-content-type.bin", error=UnsupportedContentError, fragment="no Content-Type"),
-    Case("plain-text", "{site}/plain.txt", error=UnsupportedContentError, fragment="text/plain"),
+    Case("unlabelled-broken-pdf", "{site}/no-content-type.bin", error=ExtractError, fragment="damaged or truncated"),
     Case("empty-page", "{site}/empty.html", error=ExtractError, fragment=""),
     Case("empty-body", "{site}/bad/empty-body", error=ExtractError, fragment=""),
     Case("nav-only", "{site}/bad/nav-only.html", error=ExtractError, fragment=""),

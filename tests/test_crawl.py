@@ -60,7 +60,8 @@ async def test_crawl_discovers_respects_scope_and_reports_failures(clean: Runtim
     assert "same content as" in (states["install-copy.html"][1] or "")
     assert "canonical" in (states["config-old.html"][1] or "")
     # default exclusions never enter the frontier; query order and fragments collapse to one URL
-    assert not any(u.endswith((".png", ".css", ".pdf")) or "logout" in u for u in states)
+    assert not any(u.endswith((".png", ".css")) or "logout" in u for u in states)
+    assert states["files/manual.pdf"][0] == "indexed"  # a linked PDF is a document, read like a page
     assert sum(1 for u in states if u.startswith("search.html")) == 1
     # the trap ends at max_depth
     assert max(int(u.rsplit("/", 1)[-1]) for u in states if u.startswith("trap/")) <= CRAWL.max_depth

@@ -231,10 +231,10 @@ async def test_client_matches_direct_fetch(
 async def test_target_errors_match_http_fetcher(
     http_runner: RunnerProcess, site_url: str, settings: Settings, make_client: Callable[[str], Client]
 ) -> None:
-    """A real 404 and a non-HTML page raise HttpFetcher's own errors, without falling back."""
+    """A real 404 and an image raise HttpFetcher's own errors, without falling back."""
     client, fallback, outcomes = make_client(http_runner.url)
     async with HttpFetcher(settings) as direct:
-        for path in ("/status/404", "/doc.pdf", "/plain.txt"):
+        for path in ("/status/404", "/crawl/static/logo.png", "/crawl/static/style.css"):
             with pytest.raises(FetchError) as via_runner:
                 await client.fetch(site_url + path)
             with pytest.raises(FetchError) as plain:
@@ -243,6 +243,18 @@ async def test_target_errors_match_http_fetcher(
             assert (str(via_runner.value), via_runner.value.status) == (str(plain.value), plain.value.status)
     assert outcomes == ["failed"] * 3 and fallback.calls == []
     assert client.health()["status"] == "ok"  # the runner answered: the target was at fault
+
+
+async def test_documents_that_are_not_html_are_read_directly(
+    http_runner: RunnerProcess, site_url: str, make_client: Callable[[str], Client]
+) -> None:
+    """Rendering is for HTML: a PDF or a text file the runner reaches is fetched as it is by the built-in fetcher."""
+    client, fallback, outcomes = make_client(http_runner.url)
+    pdf = await client.fetch(site_url + "/doc.pdf")
+    text = await client.fetch(site_url + "/plain.txt")
+    assert (pdf.format, text.format) == ("pdf", "text") and pdf.body.startswith(b"%PDF-")
+    assert fallback.calls == [site_url + "/doc.pdf", site_url + "/plain.txt"]
+    assert outcomes == ["success", "success"] and client.health()["status"] == "ok"
 
 
 async def test_transient_target_status_goes_to_fallback(
@@ -330,12 +342,12 @@ def _answer(html: str, content_type: str | None) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("answer", "error"),
     [
-        (_answer("Just some words.", None), "does not look like HTML"),
+        (_answer("\x00\x01\x02 binary", None), r"named as html but its body is binary data"),
         (_answer("%PDF-1.4 1 0 obj", "text/html; charset=utf-8"), "body is binary data"),
         (_answer("<p>" + "x" * 3 * 1024 * 1024, "text/html"), "larger than the limit"),
         (_answer("<!DOCTYPE html><h1>Unlabelled</h1>", None), None),
     ],
-    ids=["unlabelled-text", "binary", "too-large", "unlabelled-html"],
+    ids=["unlabelled-binary", "binary", "too-large", "unlabelled-html"],
 )
 async def test_runner_pages_get_http_fetcher_rules(
     answer: dict[str, Any], error: str | None, site_url: str, make_client: Callable[[str], Client]

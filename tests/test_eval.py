@@ -20,10 +20,12 @@ from tools.eval import (
     choose_pages,
     evaluate,
     evaluate_corpus,
+    list_pages,
     load_questions,
     page_url,
     parse_args,
     percentile,
+    serve_dir,
 )
 from tools.eval_corpora import CORPORA, Corpus, select_corpora
 from tools.eval_metrics import (
@@ -111,7 +113,7 @@ def test_page_url_and_choose_pages() -> None:
     assert "missing.html" not in chosen
 
 
-@pytest.mark.parametrize(("name", "minimum"), [("python", 40), ("django", 60)])
+@pytest.mark.parametrize(("name", "minimum"), [("python", 40), ("django", 60), ("nodejs", 60)])
 def test_question_set_answers_are_on_their_pages(name: str, minimum: int) -> None:
     """Each shipped set is big enough, and every answer page exists and contains the question's evidence string."""
     corpus = CORPORA[name]
@@ -139,11 +141,55 @@ def test_django_set_mixes_kinds_of_questions() -> None:
     assert min(kinds.count(k) for k in ("error", "api")) >= 10
 
 
+def test_nodejs_set_answers_are_in_the_markdown_twins_too() -> None:
+    """The Node.js set points only at module pages (never all.html, the one-page copy of all of them), spreads over
+    many modules and kinds, and each evidence string is in the Markdown source of every answer page as well."""
+    corpus = CORPORA["nodejs"]
+    if not corpus.docs_dir.is_dir():
+        pytest.skip(f"{corpus.package} is not installed (apt-get install {corpus.package})")
+    pages = set(list_pages(corpus.docs_dir, corpus.exclude))
+    assert "all.html" not in pages and "fs.html" in pages
+    items = [json.loads(line) for line in corpus.questions.read_text().splitlines() if line.strip()]
+    assert {item["kind"] for item in items} == {"howto", "error", "api"}
+    assert len({rel for item in items for rel in item["rel"]}) >= 25
+    for item in items:
+        for rel in item["rel"]:
+            assert rel in pages, (item["q"], rel)
+            twin = (corpus.docs_dir / rel).with_suffix(".md")
+            assert item["evidence"] in twin.read_text(encoding="utf-8"), (item["q"], twin.name)
+
+
+async def test_serve_dir_offers_markdown_twins(tmp_path: Path) -> None:
+    """With markdown_twins an .html page with an .md beside it links to it and the .md is text/markdown; a page
+    without one, and every page without the option, is served as it is."""
+    import aiohttp
+
+    page = "<html><head><title>{}</title></head><body><p>text</p></body></html>"
+    (tmp_path / "fs.html").write_text(page.format("fs"))
+    (tmp_path / "fs.md").write_text("# fs\n\ntext\n")
+    (tmp_path / "lone.html").write_text(page.format("lone"))
+    link = '<link rel="alternate" type="text/markdown" href="fs.md">'
+
+    async def get(url: str) -> tuple[int, str, str]:
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), await resp.text()
+
+    async with serve_dir(tmp_path, markdown_twins=True) as base_url:
+        status, ctype, body = await get(f"{base_url}/fs.html")
+        assert (status, ctype) == (200, "text/html")
+        assert body == page.format("fs").replace("</head>", link + "\n</head>")
+        assert await get(f"{base_url}/lone.html") == (200, "text/html", page.format("lone"))
+        assert await get(f"{base_url}/fs.md") == (200, "text/markdown; charset=utf-8", "# fs\n\ntext\n")
+        assert (await get(f"{base_url}/missing.md"))[0] == 404
+    async with serve_dir(tmp_path) as base_url:
+        assert await get(f"{base_url}/fs.html") == (200, "text/html", page.format("fs"))
+
+
 def test_select_corpora_and_their_ports_and_collections(tmp_path: Path) -> None:
     """All corpora by default, each on its own port and collection; overrides replace those of a single corpus."""
     both = select_corpora(None)
-    assert [c.name for c in both] == ["python", "django"]
-    assert len({c.port(8765) for c in both}) == len({c.collection("eval") for c in both}) == 2
+    assert [c.name for c in both] == ["python", "django", "nodejs"]
+    assert len({c.port(8765) for c in both}) == len({c.collection("eval") for c in both}) == 3
     assert (CORPORA["python"].port(8765), CORPORA["python"].collection("eval")) == (8765, "eval")
     assert CORPORA["python"].questions == DEFAULT_QUESTIONS  # tools/bench.py still reads the Python set
     assert CORPORA["django"].port(0) == 0  # 0 stays "any free port"
@@ -209,7 +255,14 @@ async def test_two_corpora_share_one_runtime_in_their_own_collections(clean: Run
         path.write_text("".join(json.dumps(item) + "\n" for item in items))
         corpora.append(Corpus(name, CORPORA[name].docs_dir, path, CORPORA[name].package, 0, f"-{name}"))
     args = argparse.Namespace(
-        pages=2, modes="lexical", collection="t", port=0, concurrency=2, no_bm25=False, reindex=False
+        pages=2,
+        modes="lexical",
+        collection="t",
+        port=0,
+        concurrency=2,
+        no_bm25=False,
+        reindex=False,
+        markdown_twins=False,
     )
     reports = {c.name: await evaluate_corpus(clean, c, args) for c in corpora}
     assert {r["collection"] for r in reports.values()} == {"t-python", "t-django"}

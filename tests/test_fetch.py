@@ -17,7 +17,7 @@ from aiohttp import web
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.errors import FetchError, InvalidInputError
 from mcp_web_ingest.ingest.content import decode_html, parse_content_type
-from mcp_web_ingest.ingest.fetch import ACCEPT, HttpFetcher
+from mcp_web_ingest.ingest.fetch import ACCEPT_HTML_FIRST, ACCEPT_MARKDOWN_FIRST, HttpFetcher
 
 from .site import HITS, make_site_app, serve_site
 
@@ -95,7 +95,10 @@ async def test_etag_and_last_modified_are_kept(site: Site, make_fetcher) -> None
 async def test_request_headers(site: Site, make_fetcher) -> None:
     page = await make_fetcher(user_agent="froob-test-agent/1.0").fetch(site.url("/echo-headers"))
     assert "User-Agent: froob-test-agent/1.0" in page.text
-    assert f"Accept: {ACCEPT}" in page.text
+    assert f"Accept: {ACCEPT_MARKDOWN_FIRST}" in page.text
+    assert ACCEPT_MARKDOWN_FIRST.startswith("text/markdown, text/html;q=0.9")
+    page = await make_fetcher(prefer_markdown=False).fetch(site.url("/echo-headers"))
+    assert f"Accept: {ACCEPT_HTML_FIRST}" in page.text
     assert "Accept-Encoding: gzip, deflate" in page.text
 
 
@@ -243,18 +246,35 @@ async def test_retry_after_over_cap_gives_up_at_once(site: Site, make_fetcher) -
 @pytest.mark.parametrize(
     ("path", "pattern"),
     [
-        ("/binary.bin", r"not an HTML page \(Content-Type: application/octet-stream\)"),
-        ("/doc.pdf", r"not an HTML page \(Content-Type: application/pdf\)"),
-        ("/plain.txt", r"not an HTML page \(Content-Type: text/plain\)"),
+        ("/binary.bin", r"sent Content-Type application/octet-stream and its body is no format that can be indexed"),
         ("/lying.html", r"claims to be text/html but its body is binary"),
-        ("/no-content-type.bin", r"no Content-Type and does not look like HTML"),
+        ("/crawl/static/logo.png", r"not a document that can be indexed \(Content-Type: image/png\)"),
+        ("/crawl/static/style.css", r"not a document that can be indexed \(Content-Type: text/css\)"),
     ],
 )
-async def test_non_html_is_rejected(site: Site, make_fetcher, path: str, pattern: str) -> None:
+async def test_unreadable_content_is_rejected(site: Site, make_fetcher, path: str, pattern: str) -> None:
     with pytest.raises(FetchError, match=pattern) as info:
         await make_fetcher().fetch(site.url(path))
-    assert "only HTML pages can be indexed" in str(info.value)
+    assert "HTML, Markdown, plain text, reStructuredText, PDF and Jupyter notebooks" in str(info.value)
     assert info.value.status == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt", "media_type"),
+    [
+        ("/doc.pdf", "pdf", "application/pdf"),
+        ("/no-content-type.bin", "pdf", "application/pdf"),  # sniffed by its %PDF- magic
+        ("/plain.txt", "text", "text/plain"),
+        ("/no-content-type.html", "html", "text/html"),
+    ],
+)
+async def test_documents_are_read_by_format(site: Site, make_fetcher, path: str, fmt: str, media_type: str) -> None:
+    page = await make_fetcher().fetch(site.url(path))
+    assert (page.format, page.content_type) == (fmt, media_type)
+    if fmt == "pdf":  # a binary format keeps its bytes
+        assert page.body.startswith(b"%PDF-") and page.text == ""
+    else:
+        assert page.text and page.body == b""
 
 
 async def test_big_streamed_page_is_cut_off(site: Site, make_fetcher) -> None:

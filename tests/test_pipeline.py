@@ -136,8 +136,8 @@ async def test_bad_urls_raise_and_store_nothing(clean: Runtime, url: str, error:
     [
         ("/status/404", "404"),
         ("/status/500", "500"),
-        ("/binary.bin", "HTML"),
-        ("/doc.pdf", "HTML"),
+        ("/binary.bin", "no format that can be indexed"),
+        ("/crawl/static/logo.png", "image/png"),
         ("/big.html?size=3000000", "limit"),
     ],
 )

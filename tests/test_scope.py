@@ -119,7 +119,7 @@ def test_out_of_scope_reason_names_the_scope() -> None:
         ("icons/x.svg", "binary/asset (.svg)"),
         ("dist/release.tar.gz", "binary/asset (.gz)"),
         ("files/archive.zip", "binary/asset (.zip)"),
-        ("manual.pdf", "binary/asset (.pdf)"),
+        ("manual.docx", "binary/asset (.docx)"),
         ("fonts/a.woff2", "binary/asset (.woff2)"),
         ("_static/style.css", "binary/asset (.css)"),
         ("_static/app.js?v=3", "binary/asset (.js)"),

@@ -105,7 +105,7 @@ async def test_index_and_search_over_mcp(clean: Runtime, mode: str, site_url: st
         ("index_web_page", {"url": "not a url"}, "http"),
         ("index_web_page", {"url": "ftp://example.org/"}, "ftp"),
         ("index_web_page", {"url": "{site}/status/404"}, "404"),
-        ("index_web_page", {"url": "{site}/doc.pdf"}, "HTML"),
+        ("index_web_page", {"url": "{site}/crawl/static/logo.png"}, "image/png"),
         ("search", {"query": ""}, "empty"),
         ("search", {"query": "x", "k": 0}, "k must be"),
     ],

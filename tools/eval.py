@@ -1,10 +1,13 @@
 """Retrieval-quality eval: index docs folders served on 127.0.0.1 and score every search mode at page level.
 
-Usage: python tools/eval.py [--corpus python|django|all] [--questions FILE] [--docs-dir DIR] [--pages N]
+Usage: python tools/eval.py [--corpus python|django|nodejs|all] [--questions FILE] [--docs-dir DIR] [--pages N]
                             [--modes dense,lexical,hybrid] [--data-dir .data/eval] [--out eval.json] [--port 8765]
+                            [--markdown-twins]
 
-Each corpus (tools/eval_corpora.py: python, django) has its docs folder, question file, collection and port, so
-several share one DATA_DIR and one runtime; a run prints a table per corpus and writes them all into one JSON report.
+Each corpus (tools/eval_corpora.py: python, django, nodejs) has its docs folder, question file, collection and port,
+so several share one DATA_DIR and one runtime; a run prints a table per corpus and writes them all into one JSON report.
+With --markdown-twins each NAME.html that has a NAME.md beside it links to it as its text/markdown alternate; the
+pages and their relevance stay the .html URLs, so one question set scores a run with twins and one without.
 Pages are indexed through the real pipeline (Runtime.open → pipeline.index_page); pages already in the index come
 back `unchanged`, so a second run only searches. Hits are deduplicated by page URL in rank order, then Hit@1/5/10,
 MRR@10 and nDCG@10 (binary relevance, tools/eval_metrics.py) are averaged over the questions, and over each kind of
@@ -22,6 +25,7 @@ import logging
 import math
 import os
 import random
+import re
 import statistics
 import sys
 import time
@@ -79,9 +83,10 @@ def page_url(base_url: str, rel: str) -> str:
     return normalize_url(rel if "://" in rel else base_url.rstrip("/") + "/" + rel.lstrip("/"))
 
 
-def list_pages(docs_dir: Path) -> list[str]:
-    """Every .html page under docs_dir, as sorted docs-relative paths."""
-    return sorted(p.relative_to(docs_dir).as_posix() for p in docs_dir.rglob("*.html") if p.is_file())
+def list_pages(docs_dir: Path, exclude: Iterable[str] = ()) -> list[str]:
+    """Every .html page under docs_dir but those in `exclude`, as sorted docs-relative paths."""
+    pages = (p.relative_to(docs_dir).as_posix() for p in docs_dir.rglob("*.html") if p.is_file())
+    return sorted(set(pages).difference(exclude))
 
 
 def choose_pages(
@@ -97,12 +102,48 @@ def choose_pages(
     return (relevant + others)[:limit]
 
 
+MARKDOWN_TYPE = "text/markdown; charset=utf-8"
+
+
+def with_markdown_link(page: bytes, twin: str) -> bytes:
+    """The HTML page with a link to its Markdown twin (a docs-relative href) added at the end of its <head>."""
+    link = f'<link rel="alternate" type="text/markdown" href="{twin}">\n'.encode()
+    return re.sub(rb"</head\s*>", lambda m: link + m[0], page, count=1, flags=re.IGNORECASE)
+
+
+def markdown_twin_handler(docs_dir: Path) -> Any:
+    """An aiohttp handler for .html and .md files: NAME.html links to a NAME.md beside it, .md is text/markdown."""
+    from aiohttp import web
+
+    root = docs_dir.resolve()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        path = (root / request.match_info["name"]).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise web.HTTPNotFound()
+        if path.suffix == ".md":
+            return web.FileResponse(path, headers={"Content-Type": MARKDOWN_TYPE})
+        twin = path.with_suffix(".md")
+        if not twin.is_file():
+            return web.FileResponse(path)
+        page = await asyncio.to_thread(path.read_bytes)
+        return web.Response(body=with_markdown_link(page, twin.name), content_type="text/html")
+
+    return handle
+
+
 @contextlib.asynccontextmanager
-async def serve_dir(docs_dir: Path, port: int = 0) -> AsyncIterator[str]:
-    """Serve a folder over HTTP on 127.0.0.1 (a fixed port keeps page URLs, and so the index, stable)."""
+async def serve_dir(docs_dir: Path, port: int = 0, markdown_twins: bool = False) -> AsyncIterator[str]:
+    """Serve a folder over HTTP on 127.0.0.1 (a fixed port keeps page URLs, and so the index, stable).
+
+    With `markdown_twins` each NAME.html links to a NAME.md beside it (rel=alternate, type text/markdown), which is
+    served as text/markdown.
+    """
     from aiohttp import web
 
     app = web.Application()
+    if markdown_twins:  # registered first, so it answers .html and .md paths before the static route
+        app.router.add_get(r"/{name:.+\.(?:html|md)}", markdown_twin_handler(docs_dir))
     app.router.add_static("/", docs_dir, show_index=False)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -340,9 +381,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pages", type=int, default=None, help="index only N pages (relevant ones + distractors)")
     p.add_argument("--modes", default=",".join(DEFAULT_MODES), help="comma-separated search modes")
     p.add_argument("--data-dir", type=Path, default=Path(".data/eval"))
-    p.add_argument("--collection", default=BASE_COLLECTION, help="python's collection; django's adds -django")
+    p.add_argument("--collection", default=BASE_COLLECTION, help="python's collection; the others add -NAME")
     p.add_argument(
-        "--port", type=int, default=BASE_PORT, help="python's port (django: +1), fixed so the index is reused"
+        "--port", type=int, default=BASE_PORT, help="python's port (django +1, nodejs +2), fixed so the index is reused"
     )
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument(
@@ -350,6 +391,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-bm25", action="store_true")
     p.add_argument("--reindex", action="store_true", help="fetch and index every page again (after extraction changes)")
+    p.add_argument(
+        "--markdown-twins",
+        action="store_true",
+        help="link each NAME.html to a NAME.md beside it as its text/markdown alternate (use a fresh --data-dir)",
+    )
     p.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     args = p.parse_args(argv)
     try:
@@ -365,12 +411,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 async def evaluate_corpus(rt: Any, corpus: Corpus, args: argparse.Namespace) -> dict[str, Any]:
     """Serve one corpus on its port, index and score it in its own collection, and print its tables."""
     questions = load_questions(corpus.questions)
-    pages = choose_pages(list_pages(corpus.docs_dir), questions, args.pages)
+    pages = choose_pages(list_pages(corpus.docs_dir, corpus.exclude), questions, args.pages)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if rt.reranker is not None and "hybrid" in modes:  # a cross-encoder is configured: score fusion with and without
         modes.append("hybrid" + RERANKED)
     collection = corpus.collection(args.collection)
-    async with serve_dir(corpus.docs_dir, corpus.port(args.port)) as base_url:
+    async with serve_dir(corpus.docs_dir, corpus.port(args.port), args.markdown_twins) as base_url:
         report = await evaluate(
             rt,
             questions,
@@ -385,10 +431,11 @@ async def evaluate_corpus(rt: Any, corpus: Corpus, args: argparse.Namespace) -> 
         )
     report |= {"docs_dir": str(corpus.docs_dir), "question_file": str(corpus.questions), "base_url": base_url}
     idx = report["indexing"]
+    twins = " (Markdown twins offered)" if args.markdown_twins else ""
     print(
-        f"\n## {corpus.name}: {report['questions']} questions, {report['pages']} pages ({idx['indexed']} indexed, "
-        f"{idx['unchanged']} unchanged, {idx['failed']} failed in {idx['seconds']} s), {idx['chunks']} chunks; "
-        f"collection {collection!r} holds {report['searched_pages']} pages\n"
+        f"\n## {corpus.name}{twins}: {report['questions']} questions, {report['pages']} pages "
+        f"({idx['indexed']} indexed, {idx['unchanged']} unchanged, {idx['failed']} failed in {idx['seconds']} s), "
+        f"{idx['chunks']} chunks; collection {collection!r} holds {report['searched_pages']} pages\n"
     )
     print(markdown_table(report["summary"]))
     if report["leaders_lost"]:
@@ -403,7 +450,12 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     """Run the eval over the selected corpora in one runtime, print a table per corpus, write one report."""
     async with open_runtime(args.data_dir, args.backend) as rt:
         corpora = {c.name: await evaluate_corpus(rt, c, args) for c in args.corpora}
-    report = {"backend": rt.settings.embedding_backend, "embedding_model": rt.embedder.model_name, "corpora": corpora}
+    report = {
+        "backend": rt.settings.embedding_backend,
+        "embedding_model": rt.embedder.model_name,
+        "markdown_twins": args.markdown_twins,
+        "corpora": corpora,
+    }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2))

@@ -24,6 +24,7 @@ class Corpus:
     package: str  # the Debian package that installs docs_dir
     port_offset: int
     collection_suffix: str
+    exclude: tuple[str, ...] = ()  # docs-relative .html files that are not pages of their own (e.g. a one-page copy)
 
     def port(self, base: int = BASE_PORT) -> int:
         """The port this corpus is served on in a run with base port `base` (0: any free port)."""
@@ -52,6 +53,15 @@ CORPORA = {
             package="python-django-doc",
             port_offset=1,
             collection_suffix="-django",
+        ),
+        Corpus(
+            "nodejs",
+            docs_dir=Path("/usr/share/doc/nodejs/api"),
+            questions=QUESTIONS_DIR / "nodejs_docs.jsonl",
+            package="nodejs",
+            port_offset=2,
+            collection_suffix="-nodejs",
+            exclude=("all.html",),  # every module page again, in one 8 MB page
         ),
     )
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -41,6 +42,20 @@ class CrawlSettings(BaseModel):
         default_factory=list,
         description="Host names and CIDRs fetched even when private; comma separated or a JSON list.",
         examples=["127.0.0.1,10.1.0.0/16"],
+    )
+    prefer_markdown: bool = Field(
+        default=True,
+        description=(
+            "Ask servers for Markdown first (Accept: text/markdown) and index a page's Markdown twin "
+            '(<link rel="alternate" type="text/markdown">, same origin) in place of its HTML.'
+        ),
+    )
+    auth_profiles_file: Path | None = Field(
+        default=None,
+        description=(
+            "TOML file of named auth profiles (hosts + headers, cookies or basic auth) for private pages; "
+            "index_web_page(auth_profile=...) and crawls use them. See docs/formats.md."
+        ),
     )
     crawl_concurrency: int = Field(default=4, ge=1, le=64, description="Pages of one job processed at once.")
     crawl_per_host_concurrency: int = Field(default=4, ge=1, le=64, description="Requests in flight per host.")

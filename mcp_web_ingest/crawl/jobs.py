@@ -29,6 +29,7 @@ class CrawlParams:
     use_sitemap: bool = True
     respect_robots: bool = True
     force: bool = False
+    auth_profile: str | None = None  # the name only: the profile's values stay in AUTH_PROFILES_FILE
 
     def to_json(self) -> str:
         """JSON for the jobs table."""

@@ -30,8 +30,9 @@ from mcp_web_ingest.errors import (
     VectorStoreError,
     WebIngestError,
 )
+from mcp_web_ingest.ingest.auth_profiles import RequestAuth, choose_profile
 from mcp_web_ingest.ingest.ssrf import guarded_session
-from mcp_web_ingest.ingest.urls import Credentials, normalize_url, same_origin, split_credentials, validate_url
+from mcp_web_ingest.ingest.urls import normalize_url, split_credentials, validate_url
 from mcp_web_ingest.metrics import Metrics
 from mcp_web_ingest.pipeline import Pipeline
 from mcp_web_ingest.storage.interfaces import Store
@@ -49,7 +50,15 @@ HEARTBEAT_EVERY_S = 3.0
 class CrawlManager:
     """Starts, runs, resumes, reports and cancels crawl jobs; every job's frontier lives in PostgreSQL."""
 
-    def __init__(self, settings: Settings, store: Store, jobs: JobStore, pipeline: Pipeline, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        jobs: JobStore,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        auth_profiles: dict[str, RequestAuth] | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.jobs = jobs
@@ -61,10 +70,22 @@ class CrawlManager:
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._runs: dict[str, JobRun] = {}
-        self._credentials: dict[str, Credentials] = {}  # HTTP Basic of a start URL, sent to its origin only
+        self._credentials: dict[str, RequestAuth] = {}  # HTTP Basic of a start URL, sent to its origin only
+        self.auth_profiles = auth_profiles or {}  # AUTH_PROFILES_FILE: named credentials for private sites
         self._session: aiohttp.ClientSession | None = None
 
     # --- public API ---------------------------------------------------------------------------------------------
+
+    def auth_profile(self, name: str, url: str | None = None) -> RequestAuth:
+        """The named auth profile (checked to apply to ``url`` when given); InvalidInputError names the choices."""
+        return choose_profile(self.auth_profiles, name, url)
+
+    def _job_auth(self, job_id: str, profile: str | None, url: str) -> RequestAuth | None:
+        """What a job's fetch of ``url`` sends: the start URL's own credentials, else its profile, where they apply."""
+        for auth in (self._credentials.get(job_id), self.auth_profiles.get(profile) if profile else None):
+            if auth is not None and auth.applies_to(url):
+                return auth
+        return None
 
     def validate(self, params: CrawlParams) -> None:
         """Check crawl options against the limits, with messages that say what to change."""
@@ -77,9 +98,12 @@ class CrawlManager:
     async def start(self, start_url: str, params: CrawlParams, collection: str | None = None) -> str:
         """Start a crawl job (or return the unfinished job of the same start URL, resuming it); returns its id."""
         collection = validate_collection(collection)
-        start_url, auth = split_credentials(validate_url(start_url))
+        start_url, in_url = split_credentials(validate_url(start_url))
         start_url = normalize_url(start_url)
+        auth = RequestAuth.for_url(start_url, in_url) if in_url is not None else None
         self.validate(params)
+        if params.auth_profile is not None:
+            self.auth_profile(params.auth_profile, start_url)
         CrawlScope.create(start_url, params.scope, params.include, params.exclude)  # validates the regexes
         existing = await self.jobs.find_unfinished(collection, start_url)
         if existing is not None:
@@ -92,16 +116,22 @@ class CrawlManager:
         self._launch(job_id)
         return job_id
 
-    async def refresh(self, collection: str | None = None, url_prefix: str | None = None) -> str:
+    async def refresh(
+        self, collection: str | None = None, url_prefix: str | None = None, auth_profile: str | None = None
+    ) -> str:
         """Re-crawl the stored pages of a collection (optionally under a URL prefix) with change detection."""
         collection = validate_collection(collection)
+        if auth_profile is not None:
+            self.auth_profile(auth_profile)
         urls = await self.store.catalog.page_urls(collection, url_prefix)
         if not urls:
             raise InvalidInputError(
                 f"Nothing to refresh: collection {collection!r} has no pages"
                 + (f" under {url_prefix}" if url_prefix else "")
             )
-        params = CrawlParams(max_depth=0, max_pages=len(urls), use_sitemap=False, scope="domain")
+        params = CrawlParams(
+            max_depth=0, max_pages=len(urls), use_sitemap=False, scope="domain", auth_profile=auth_profile
+        )
         seeds = [(u, 0, "refresh", None) for u in urls]
         job_id = await self._create(collection, "refresh", url_prefix or urls[0], params, seeds)
         self._launch(job_id)
@@ -315,7 +345,7 @@ class CrawlManager:
             return
         try:
             async with self.limiter.slot(url):
-                auth = self._credentials.get(job.id) if same_origin(url, job.start_url) else None
+                auth = self._job_auth(job.id, p.auth_profile, url)
                 out = await self.pipeline.index_page(
                     url, job.collection, force=p.force, skip_duplicates=True, auth=auth
                 )

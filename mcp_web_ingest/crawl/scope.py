@@ -58,9 +58,10 @@ _CHECKER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="crawl-scope")
 # A heuristic instead of the Public Suffix List: tldextract cannot download its list here.
 _SHORT_SLDS = frozenset({"co", "com", "net", "org", "gov", "edu", "ac", "or", "ne", "go", "gob", "mil", "nic", "ltd"})
 
-# Images, archives, documents, fonts, page assets, media, executables and packages.
+# Images, archives, office documents, fonts, page assets, media, executables and packages (PDFs, Markdown, text,
+# reST and notebooks are documents we read: ingest/formats).
 _ASSET_WORDS = (
-    "png jpg jpeg gif webp svg ico bmp tif tiff avif heic zip tar gz tgz bz2 xz 7z rar zst pdf doc docx xls xlsx "
+    "png jpg jpeg gif webp svg ico bmp tif tiff avif heic zip tar gz tgz bz2 xz 7z rar zst doc docx xls xlsx "
     "ppt pptx odt ods odp epub woff woff2 ttf otf eot css js mjs map wasm mp3 mp4 m4a m4v webm ogg ogv wav flac "
     "avi mov mkv exe dmg iso msi apk deb rpm bin jar whl"
 )
@@ -80,7 +81,7 @@ _PAGE_PATH = re.compile(r"/page/(\d+)(?:/|$)", re.I)
 DEFAULT_EXCLUSIONS: tuple[tuple[str, str], ...] = (
     ("login/logout", "logout, login, sign-in/out and sign-up pages: side effects or forms, never content"),
     ("feed", "RSS/Atom feeds (/feed, /rss, /atom, .rss, .atom, ?feed=): duplicates of pages in XML"),
-    ("binary/asset", "images, archives, PDFs and office documents, fonts, CSS/JS, media, executables (by extension)"),
+    ("binary/asset", "images, archives, office documents, fonts, CSS/JS, media, executables (by extension)"),
     ("print view", "print versions (?print=, ?printable=, /print/): duplicates of a page"),
     ("calendar", "/calendar/ paths and ?ical: endless generated dates (date paths are kept: posts live there)"),
     ("sort/order", "?sort=, ?order=, ?orderby= and Apache ?C=&O=: the same listing in another order"),

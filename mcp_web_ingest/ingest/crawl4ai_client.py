@@ -20,18 +20,17 @@ from mcp_web_ingest.errors import (
     ServiceUnavailable,
     UnsupportedContentError,
 )
+from mcp_web_ingest.ingest.auth_profiles import RequestAuth
 from mcp_web_ingest.ingest.content import (
     HTML_TYPES,
-    html_media_type,
-    not_html_message,
     parse_content_type,
     status_hint,
     status_phrase,
     too_large_message,
 )
 from mcp_web_ingest.ingest.fetch import TRANSIENT_STATUSES, Fetcher, is_http_url
+from mcp_web_ingest.ingest.formats.detect import document_format, is_indexable_type, unsupported_message
 from mcp_web_ingest.ingest.ssrf import AddressPolicy
-from mcp_web_ingest.ingest.urls import Credentials
 from mcp_web_ingest.models import FetchedPage
 from mcp_web_ingest.retry import TransientError
 
@@ -46,6 +45,10 @@ _SERVICE = "crawl4ai"
 # The runner gave no usable page, so the fallback fetches it: ServiceUnavailable when the runner itself failed (its
 # breaker counts it), TransientError when it answered properly about the target (the fallback retries the target).
 _NO_PAGE = (ServiceUnavailable, TransientError)
+
+
+class _NotHtml(Exception):
+    """The runner reached a document that is not HTML (Markdown, PDF...): the built-in fetcher reads those."""
 
 
 class Crawl4AIFetcher:
@@ -109,7 +112,7 @@ class Crawl4AIFetcher:
         *,
         etag: str | None = None,
         last_modified: str | None = None,
-        auth: Credentials | None = None,
+        auth: RequestAuth | None = None,
     ) -> FetchedPage:
         """Fetch through the runner; on runner failure fetch with the fallback (outcome success/fallback/failed)."""
         if not is_http_url(url):
@@ -121,7 +124,12 @@ class Crawl4AIFetcher:
         # The runner resolves and connects on its own, so the target is vetted here, before it is sent there.
         await self._policy.check(url)
         try:
-            page = await self._via_runner(url)
+            try:
+                page = await self._via_runner(url)
+            except _NotHtml:
+                # Rendering is for HTML; other documents are read as they are, by the built-in fetcher.
+                validators = {k: v for k, v in (("etag", etag), ("last_modified", last_modified)) if v}
+                page = await self._fallback.fetch(url, **validators)
             if page.final_url != url:
                 # The runner followed redirects itself; a page that ended in private space is refused, not stored.
                 await self._policy.check(page.final_url)
@@ -225,7 +233,9 @@ class Crawl4AIFetcher:
             raise FetchError(message, url=url, status=status)
         media_type, charset = parse_content_type(data["content_type"])
         if media_type is not None and media_type not in HTML_TYPES:
-            raise UnsupportedContentError(not_html_message(url, media_type), url=url, status=status)
+            if is_indexable_type(media_type):
+                raise _NotHtml(media_type)
+            raise UnsupportedContentError(unsupported_message(url, media_type), url=url, status=status)
         html: str = data["html"]
         body = html.encode("utf-8", errors="surrogatepass")
         limit = self._settings.fetch_max_bytes
@@ -233,7 +243,9 @@ class Crawl4AIFetcher:
             raise FetchError(
                 too_large_message(url, limit, f"{len(body)} bytes came through Crawl4AI"), url=url, status=status
             )
-        media_type = html_media_type(url, status, media_type, body, "utf-8")
+        if document_format(url, status, media_type, body, "utf-8") != "html":
+            raise _NotHtml(media_type or "unlabelled")
+        media_type = media_type or "text/html"
         headers = {str(k).lower(): str(v) for k, v in (data.get("headers") or {}).items()}
         return FetchedPage(
             url=url,

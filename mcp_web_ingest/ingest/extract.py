@@ -257,6 +257,9 @@ def extract_tree(tree: LexborHTMLParser, url: str) -> ExtractedPage:
     base_href = base_node.attributes.get("href") if base_node is not None else None
     base = safe_url(base_href, url, WEB_SCHEMES, escape=False) or url
     canonical = _meta(tree, "link[rel~=canonical]", "href")
+    twin = _meta(
+        tree, "link[rel~=alternate][type='text/markdown'], link[rel~=alternate][type='text/x-markdown']", "href"
+    )
     html_node = tree.css_first("html")
     language = (html_node.attributes.get("lang") or "").strip() or None if html_node is not None else None
     description = _meta(tree, "meta[name=description]") or _meta(tree, "meta[property='og:description']")
@@ -290,4 +293,5 @@ def extract_tree(tree: LexborHTMLParser, url: str) -> ExtractedPage:
         canonical_url=safe_url(canonical, url, WEB_SCHEMES, escape=False),
         language=language,
         description=description,
+        markdown_twin=safe_url(twin, base, WEB_SCHEMES, escape=False),
     )

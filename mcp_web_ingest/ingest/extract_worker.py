@@ -10,10 +10,10 @@ huge page) exits after answering, so that memory goes back to the system instead
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import json
 import os
-import re
 import resource
 import select
 import signal
@@ -27,39 +27,23 @@ from pathlib import Path
 from typing import IO, Any
 
 from mcp_web_ingest.errors import ExtractError
-from mcp_web_ingest.ingest.html_guard import MAX_LINKS, limit_nesting
+from mcp_web_ingest.ingest.formats import Extraction, extract_document
+from mcp_web_ingest.ingest.formats.html import extract_with_links
 from mcp_web_ingest.models import ExtractedPage, Section
 
-__all__ = ["MAX_WORKER_RSS", "WORKERS", "extract_isolated", "extract_with_links", "peak_rss"]
+__all__ = [
+    "MAX_WORKER_RSS",
+    "WORKERS",
+    "extract_document_isolated",
+    "extract_isolated",
+    "extract_with_links",
+    "peak_rss",
+]
 
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 MAX_WORKER_RSS = 256 * 1024 * 1024  # peak bytes after which a worker is replaced (real pages peak under 150 MB)
 _HEADER = struct.Struct(">Q")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding mcp_web_ingest/
-_ANCHOR = re.compile(r"<(?:a|area)[\t\n\f\r />]", re.IGNORECASE)
-
-
-def extract_with_links(html: str, url: str) -> tuple[ExtractedPage, tuple[str, ...]]:
-    """The page's content and its outgoing links (at most MAX_LINKS), in this process, from one parse of the page."""
-    from mcp_web_ingest.ingest.extract import extract_tree, parse_html
-    from mcp_web_ingest.ingest.links import analyze_tree, extract_links
-
-    tree = parse_html(html)
-    part = _link_part(html)
-    if part is None:  # links first: extraction drops the navigation they are in
-        links = analyze_tree(tree, url).links[:MAX_LINKS]
-    else:
-        links = tuple(extract_links(limit_nesting(part), url)[:MAX_LINKS])
-    return extract_tree(tree, url), links
-
-
-def _link_part(html: str) -> str | None:
-    """The page up to its (4 × MAX_LINKS)th anchor, or None when it has fewer: enough for MAX_LINKS distinct links,
-    and reading all the links of a page of 750k took 15 s and 700 MB."""
-    for count, m in enumerate(_ANCHOR.finditer(html)):
-        if count == 4 * MAX_LINKS:
-            return html[: m.start()]
-    return None
 
 
 def peak_rss() -> int:
@@ -103,8 +87,13 @@ def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     """The worker's loop: one request, one reply, until the server closes the pipe or memory asks for a restart."""
     while (request := _receive(requests)) is not None:
         try:
-            page, links = extract_with_links(request["html"], request["url"])
-            reply: dict[str, Any] = {"page": asdict(page), "links": list(links)}
+            data = base64.b64decode(request["data"]) if "data" in request else b""
+            found = extract_document(request["format"], request["url"], text=request.get("text", ""), data=data)
+            reply: dict[str, Any] = {
+                "page": asdict(found.page),
+                "links": list(found.links),
+                "parts": [[url, asdict(page)] for url, page in found.parts],
+            }
         except ExtractError as exc:
             reply = {"error": str(exc)}
         except Exception as exc:  # a bug on one page must not cost the server its worker protocol
@@ -219,12 +208,24 @@ _POOL = _Pool(WORKERS)
 atexit.register(_POOL.close)  # idle workers exit when their pipe closes; this also waits for them
 
 
-def extract_isolated(html: str, url: str, timeout_s: float) -> tuple[ExtractedPage, tuple[str, ...]]:
-    """extract_with_links in a worker process, stopped after ``timeout_s`` seconds with ExtractError."""
-    reply = _POOL.run({"html": html, "url": url}, timeout_s)
+def extract_document_isolated(fmt: str, url: str, timeout_s: float, *, text: str = "", data: bytes = b"") -> Extraction:
+    """formats.extract_document in a worker process, stopped after ``timeout_s`` seconds with ExtractError."""
+    request: dict[str, Any] = {"format": fmt, "url": url}
+    if data:
+        request["data"] = base64.b64encode(data).decode("ascii")
+    else:
+        request["text"] = text
+    reply = _POOL.run(request, timeout_s)
     if "error" in reply:
         raise ExtractError(reply["error"])
-    return _page_from_json(reply["page"]), tuple(reply["links"])
+    parts = tuple((part_url, _page_from_json(page)) for part_url, page in reply["parts"])
+    return Extraction(_page_from_json(reply["page"]), tuple(reply["links"]), parts)
+
+
+def extract_isolated(html: str, url: str, timeout_s: float) -> tuple[ExtractedPage, tuple[str, ...]]:
+    """extract_with_links of an HTML page in a worker process, stopped after ``timeout_s`` with ExtractError."""
+    found = extract_document_isolated("html", url, timeout_s, text=html)
+    return found.page, found.links
 
 
 if __name__ == "__main__":

@@ -13,22 +13,36 @@ from multidict import CIMultiDictProxy
 
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.errors import FetchError, InvalidInputError, UnsupportedContentError
+from mcp_web_ingest.ingest.auth_profiles import RequestAuth
 from mcp_web_ingest.ingest.content import (
-    HTML_TYPES,
     decode_html,
-    html_media_type,
-    not_html_message,
     parse_content_type,
     status_hint,
     status_phrase,
     too_large_message,
 )
+from mcp_web_ingest.ingest.formats.detect import (
+    BINARY_FORMATS,
+    MEDIA_TYPES,
+    DocumentFormat,
+    document_format,
+    is_indexable_type,
+    unsupported_message,
+)
 from mcp_web_ingest.ingest.ssrf import AddressPolicy, guarded_connector
-from mcp_web_ingest.ingest.urls import Credentials, same_origin, split_credentials
+from mcp_web_ingest.ingest.urls import split_credentials
 from mcp_web_ingest.models import FetchedPage
 from mcp_web_ingest.retry import TransientError, backoff, honour_retry_after, parse_retry_after, retry_transient
 
-ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
+# Markdown first: sites that keep a Markdown rendering of their pages (for language models) send it; others send HTML.
+ACCEPT_MARKDOWN_FIRST = (
+    "text/markdown, text/html;q=0.9, application/xhtml+xml;q=0.9, text/x-rst;q=0.8, text/plain;q=0.8, "
+    "application/pdf;q=0.7, application/x-ipynb+json;q=0.7, */*;q=0.1"
+)
+ACCEPT_HTML_FIRST = (
+    "text/html, application/xhtml+xml;q=0.9, text/markdown;q=0.8, text/x-rst;q=0.8, text/plain;q=0.8, "
+    "application/pdf;q=0.7, application/x-ipynb+json;q=0.7, */*;q=0.1"
+)
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # 500 is retried like the gateway errors: overloaded servers and app restarts often answer a bare 500 for a moment.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -40,7 +54,7 @@ _CHUNK = 64 * 1024
 
 
 class Fetcher(Protocol):
-    """Anything that turns a URL into a decoded HTML page."""
+    """Anything that turns a URL into a fetched document (HTML, Markdown, text, reST, PDF, notebook)."""
 
     async def fetch(
         self,
@@ -48,7 +62,7 @@ class Fetcher(Protocol):
         *,
         etag: str | None = None,
         last_modified: str | None = None,
-        auth: Credentials | None = None,
+        auth: RequestAuth | None = None,
     ) -> FetchedPage:
         """Fetch one page, raising FetchError when it cannot be had.
 
@@ -76,6 +90,7 @@ class _Hop:
     body: bytes = b""
     media_type: str | None = None
     charset: str | None = None
+    format: DocumentFormat = "html"
 
 
 class HttpFetcher:
@@ -116,7 +131,8 @@ class HttpFetcher:
             timeout = aiohttp.ClientTimeout(
                 total=s.fetch_timeout_s, sock_connect=s.fetch_connect_timeout_s, sock_read=s.fetch_timeout_s
             )
-            headers = {"User-Agent": s.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
+            accept = ACCEPT_MARKDOWN_FIRST if s.prefer_markdown else ACCEPT_HTML_FIRST
+            headers = {"User-Agent": s.user_agent, "Accept": accept, "Accept-Encoding": "gzip, deflate"}
             # auto_decompress stays on: the size cap then counts decompressed bytes, which is what stops gzip bombs.
             # The connector resolves names through the SSRF policy and dials only the addresses it vetted.
             self._session = aiohttp.ClientSession(
@@ -130,9 +146,9 @@ class HttpFetcher:
         *,
         etag: str | None = None,
         last_modified: str | None = None,
-        auth: Credentials | None = None,
+        auth: RequestAuth | None = None,
     ) -> FetchedPage:
-        """GET an HTML page, following up to fetch_max_redirects redirects and retrying transient failures."""
+        """GET a document, following up to fetch_max_redirects redirects and retrying transient failures."""
         conditional: dict[str, str] = {}
         if etag:
             conditional["If-None-Match"] = etag
@@ -145,11 +161,10 @@ class HttpFetcher:
         seen = [url]
         while True:
             await self._check_target(current)
-            # Like browsers, credentials never follow a redirect to another origin.
-            with_auth = auth is not None and same_origin(current, url)
-            hop = await self._request_with_retries(
-                current, {**conditional, **_basic(auth)} if with_auth else conditional
-            )
+            # Credentials never follow a redirect to a host they are not for, nor from HTTPS down to plain HTTP.
+            downgrade = url.lower().startswith("https:") and not current.lower().startswith("https:")
+            secrets = auth.headers_for(current) if auth is not None and not downgrade else {}
+            hop = await self._request_with_retries(current, {**conditional, **secrets})
             if hop.location is None:
                 break
             try:
@@ -181,14 +196,17 @@ class HttpFetcher:
                 last_modified=hop.headers.get("Last-Modified") or last_modified,
                 elapsed_s=time.monotonic() - started,
             )
-        text, encoding = decode_html(hop.body, hop.charset)
+        binary = hop.format in BINARY_FORMATS
+        text, encoding = ("", "") if binary else decode_html(hop.body, hop.charset)
         return FetchedPage(
             url=url,
             final_url=current,
             status=hop.status,
-            content_type=hop.media_type or "text/html",
+            content_type=hop.media_type or MEDIA_TYPES[hop.format],
             text=text,
             encoding=encoding,
+            format=hop.format,
+            body=hop.body if binary else b"",
             etag=hop.headers.get("ETag"),
             last_modified=hop.headers.get("Last-Modified"),
             elapsed_s=time.monotonic() - started,
@@ -271,8 +289,8 @@ class HttpFetcher:
             raise FetchError(f"HTTP {status} {reason} for {url}: {status_hint(status)}", url=url, status=status)
 
         media_type, charset = parse_content_type(resp.headers.get("Content-Type"))
-        if media_type is not None and media_type not in HTML_TYPES:
-            raise UnsupportedContentError(not_html_message(url, media_type), url=url, status=status)
+        if not is_indexable_type(media_type):
+            raise UnsupportedContentError(unsupported_message(url, str(media_type)), url=url, status=status)
         limit = self._settings.fetch_max_bytes
         declared = resp.content_length
         if declared is not None and declared > limit:
@@ -291,12 +309,8 @@ class HttpFetcher:
                 )
             chunks.append(chunk)
         body = b"".join(chunks)
-        media_type = html_media_type(url, status, media_type, body, charset)
-        return _Hop(status=status, headers=resp.headers, body=body, media_type=media_type, charset=charset)
-
-
-def _basic(auth: Credentials | None) -> dict[str, str]:
-    return {} if auth is None else {"Authorization": aiohttp.encode_basic_auth(auth.username, auth.password)}
+        fmt = document_format(url, status, media_type, body, charset)
+        return _Hop(status=status, headers=resp.headers, body=body, media_type=media_type, charset=charset, format=fmt)
 
 
 def is_http_url(url: str) -> bool:

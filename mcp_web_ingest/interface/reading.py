@@ -45,6 +45,10 @@ class ReadPageResult(BaseModel):
     )
     outline: list[OutlineEntryOut]
     outline_truncated: int = Field(default=0, description="Sections left out of the outline")
+    content_format: str = Field(default="html", description="Format the text was read from (html, markdown, pdf...)")
+    content_url: str | None = Field(
+        default=None, description="The document the text was read from when not this URL (a Markdown twin)"
+    )
 
 
 def find_section(doc: StoredDocument, section: str) -> int:
@@ -118,6 +122,8 @@ def read_result(doc: StoredDocument, start: int, max_chars: int) -> ReadPageResu
         from_chunks=doc.from_chunks,
         outline=outline,
         outline_truncated=max(0, len(doc.sections) - MAX_OUTLINE),
+        content_format=doc.content_format,
+        content_url=doc.content_url,
     )
 
 

@@ -25,6 +25,15 @@ class PageResult(BaseModel):
     )
     reused_vectors: int = Field(description="Chunks whose embedding was reused from the previous version")
     timings_ms: dict[str, float] = Field(description="Milliseconds spent per stage")
+    content_format: str = Field(
+        default="html", description="Format the text was read from: html, markdown, text, rst, pdf, notebook, llms-full"
+    )
+    content_url: str | None = Field(
+        default=None, description="The document the text was read from when not the page's URL (its Markdown twin)"
+    )
+    carried: list[str] = Field(
+        default_factory=list, description="Pages an llms-full.txt carried, stored under their own URLs"
+    )
 
 
 class FailedUrl(BaseModel):
@@ -170,6 +179,9 @@ def page_result(o: IndexOutcome) -> PageResult:
         unchanged=o.unchanged,
         reused_vectors=o.reused_vectors,
         timings_ms=o.timings_ms,
+        content_format=o.content_format,
+        content_url=o.content_url,
+        carried=list(o.carried),
     )
 
 

@@ -98,8 +98,11 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             "sitemap.xml and llms.txt are followed within scope, robots.txt is respected, and the crawl runs as a "
             "persisted background job; this call waits up to wait_seconds, sending progress, then returns the "
             "finished summary or the job id to follow with crawl_status. Re-indexing is incremental: unchanged pages "
-            "(HTTP 304 or same content) are not re-embedded. Errors (unreachable host, HTTP errors, non-HTML, "
-            "over-size) come back as clear messages; nothing half-stored."
+            "(HTTP 304 or same content) are not re-embedded. Reads HTML, Markdown (a page's Markdown twin is "
+            "preferred), plain text, reStructuredText, PDF (deep links url#page=N), Jupyter notebooks and "
+            "llms-full.txt (split into its pages). Private sites: pass auth_profile, a name from the server's "
+            "AUTH_PROFILES_FILE. Errors (unreachable host, HTTP errors, unreadable formats, over-size) come back as "
+            "clear messages; nothing half-stored."
         ),
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
@@ -132,15 +135,20 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             str | None,
             Field(description="Named set of pages to add to (letters, digits, . _ -); default 'default'"),
         ] = None,
+        auth_profile: Annotated[
+            str | None,
+            Field(description="Name of a login in the server's AUTH_PROFILES_FILE, for private pages (never shown)"),
+        ] = None,
     ) -> IndexResult:
         runtime = runtime_of(ctx)
         _check_wait(wait_seconds)
+        auth = runtime.crawler.auth_profile(auth_profile, url) if auth_profile else None
         if max_depth == 0 and max_pages == 1:
 
             async def progress(done: float, total: float | None, message: str | None) -> None:
                 await ctx.report_progress(done, total, message)
 
-            outcome = await runtime.pipeline.index_page(url, collection, progress, force=force)
+            outcome = await runtime.pipeline.index_page(url, collection, progress, force=force, auth=auth)
             return page_index_result(outcome)
         params = CrawlParams(
             max_depth=max_depth,
@@ -151,6 +159,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             use_sitemap=use_sitemap,
             respect_robots=respect_robots,
             force=force,
+            auth_profile=auth_profile,
         )
         job_id = await runtime.crawler.start(url, params, collection)
         status = await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s))
@@ -239,10 +248,13 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         collection: Annotated[str | None, Field(description="Collection to refresh; default 'default'")] = None,
         url_prefix: Annotated[str | None, Field(description="Only pages whose URL starts with this")] = None,
         wait_seconds: Annotated[float, Field(description="How long to wait before returning the job id (0-300)")] = 20,
+        auth_profile: Annotated[
+            str | None, Field(description="Login from AUTH_PROFILES_FILE for private pages (sent where it applies)")
+        ] = None,
     ) -> CrawlJobResult:
         runtime = runtime_of(ctx)
         _check_wait(wait_seconds)
-        job_id = await runtime.crawler.refresh(collection, url_prefix)
+        job_id = await runtime.crawler.refresh(collection, url_prefix, auth_profile)
         return job_result(await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s)))
 
     @mcp.tool(

@@ -58,6 +58,8 @@ class PageRecord:
     last_modified: str | None = None
     http_status: int | None = None
     sections: tuple[Section, ...] = ()  # the extracted markdown, kept for read_page
+    content_format: str = "html"  # the format the text was read from
+    content_url: str | None = None  # the document it was read from, when not the page's own URL
 
     @property
     def domain(self) -> str:
@@ -78,6 +80,8 @@ class StoredPage:
     crawled_at: datetime
     etag: str | None = None
     last_modified: str | None = None
+    content_format: str = "html"
+    content_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ class StoredDocument:
     indexed_at: datetime
     sections: tuple[StoredSection, ...]
     from_chunks: bool = False  # stored before sections were kept: rebuilt from the chunks
+    content_format: str = "html"
+    content_url: str | None = None
 
 
 @dataclass(frozen=True)

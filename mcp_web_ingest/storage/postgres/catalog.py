@@ -132,7 +132,7 @@ class PostgresCatalog(SourcesMixin):
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 "SELECT p.id, p.url, p.title, p.content_hash, p.chunk_count, p.pipeline, p.crawled_at, p.etag, "
-                "p.last_modified FROM pages p "
+                "p.last_modified, p.content_format, p.content_url FROM pages p "
                 "JOIN collections c ON c.id = p.collection_id WHERE c.name = %s AND p.url = %s",
                 (collection, url),
             )
@@ -181,14 +181,15 @@ class PostgresCatalog(SourcesMixin):
             """
             INSERT INTO pages (collection_id, url, final_url, canonical_url, domain, title, description,
                                language, content_hash, etag, last_modified, http_status, pipeline, chunk_count,
-                               code_share)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                               code_share, content_format, content_url)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (collection_id, url) DO UPDATE SET
                 final_url = EXCLUDED.final_url, canonical_url = EXCLUDED.canonical_url,
                 domain = EXCLUDED.domain, title = EXCLUDED.title, description = EXCLUDED.description,
                 language = EXCLUDED.language, content_hash = EXCLUDED.content_hash, etag = EXCLUDED.etag,
                 last_modified = EXCLUDED.last_modified, http_status = EXCLUDED.http_status,
                 pipeline = EXCLUDED.pipeline, chunk_count = EXCLUDED.chunk_count, code_share = EXCLUDED.code_share,
+                content_format = EXCLUDED.content_format, content_url = EXCLUDED.content_url,
                 crawled_at = now(), indexed_at = now()
             RETURNING id
             """,
@@ -208,6 +209,8 @@ class PostgresCatalog(SourcesMixin):
                 page.pipeline,
                 len(chunks),
                 code_share([c.text for c in chunks]),
+                page.content_format,
+                page.content_url,
             ),
         )
         row = await cur.fetchone()

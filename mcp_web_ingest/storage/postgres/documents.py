@@ -12,7 +12,7 @@ from mcp_web_ingest.storage.records import StoredDocument, StoredSection
 __all__ = ["read_document", "write_sections"]
 
 _PAGE = (
-    "SELECT p.id, p.url, p.title, co.name, p.crawled_at, p.indexed_at FROM pages p "
+    "SELECT p.id, p.url, p.title, co.name, p.crawled_at, p.indexed_at, p.content_format, p.content_url FROM pages p "
     "JOIN collections co ON co.id = p.collection_id "
 )
 
@@ -45,7 +45,7 @@ async def read_document(
     row = await cur.fetchone()
     if row is None:
         return None
-    pid, page_url, title, coll, crawled_at, indexed_at = row
+    pid, page_url, title, coll, crawled_at, indexed_at, content_format, content_url = row
     cur = await conn.execute(
         "SELECT level, heading, anchor, path, markdown FROM page_sections WHERE page_id = %s ORDER BY ordinal",
         (pid,),
@@ -55,7 +55,16 @@ async def read_document(
     if from_chunks:
         sections = await _sections_from_chunks(conn, int(pid), title)
     return StoredDocument(
-        int(pid), page_url, title, coll, crawled_at, indexed_at, tuple(sections), from_chunks=from_chunks
+        int(pid),
+        page_url,
+        title,
+        coll,
+        crawled_at,
+        indexed_at,
+        tuple(sections),
+        from_chunks=from_chunks,
+        content_format=content_format,
+        content_url=content_url,
     )
 
 

@@ -57,7 +57,8 @@ class SourcesMixin:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 "SELECT p.id, p.url, p.title, p.content_hash, p.chunk_count, p.pipeline, p.crawled_at, p.etag, "
-                "p.last_modified FROM pages p JOIN collections c ON c.id = p.collection_id "
+                "p.last_modified, p.content_format, p.content_url "
+                "FROM pages p JOIN collections c ON c.id = p.collection_id "
                 "WHERE c.name = %s AND p.content_hash = %s AND p.url <> %s ORDER BY p.id LIMIT 1",
                 (collection, content_hash, exclude_url),
             )

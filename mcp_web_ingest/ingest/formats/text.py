@@ -1,0 +1,42 @@
+"""Plain-text documents: read as Markdown when they are written in it (llms.txt, READMEs), else as paragraphs."""
+
+from __future__ import annotations
+
+import re
+
+from mcp_web_ingest.errors import ExtractError
+from mcp_web_ingest.ingest.formats.markdown_doc import MAX_LINE_CHARS, extract_markdown, url_file_title
+from mcp_web_ingest.ingest.markdown import clean_heading
+from mcp_web_ingest.ingest.sanitize import clean_markdown
+from mcp_web_ingest.models import ExtractedPage, Section
+
+__all__ = ["extract_text", "looks_like_markdown"]
+
+_ATX_HEADING = re.compile(r"^#{1,6}[ \t]+\S", re.M)
+_FENCE = re.compile(r"^(?:```|~~~)", re.M)
+_MAX_TITLE_LINE = 120
+
+
+def looks_like_markdown(text: str) -> bool:
+    """ATX headings or fenced code: a text file written in Markdown."""
+    return bool(_ATX_HEADING.search(text) or _FENCE.search(text))
+
+
+def extract_text(text: str, url: str) -> tuple[ExtractedPage, list[str]]:
+    """A text document as sections (Markdown structure when it has some), with its links."""
+    if looks_like_markdown(text):
+        return extract_markdown(text, url)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    longest = max((len(line) for line in lines), default=0)
+    if longest > MAX_LINE_CHARS:
+        raise ExtractError(
+            f"{url} has a line of {longest} characters (limit {MAX_LINE_CHARS}): it is generated data, not a "
+            "document to index"
+        )
+    body = "\n".join(line.rstrip() for line in lines).strip("\n")
+    markdown = clean_markdown(re.sub(r"\n{3,}", "\n\n", body))
+    if not markdown.strip():
+        raise ExtractError(f"The document at {url} has no readable text content.")
+    first = clean_heading(next((line for line in lines if line.strip()), ""))
+    title = first if 0 < len(first) <= _MAX_TITLE_LINE else url_file_title(url)
+    return ExtractedPage(title=title, sections=(Section(0, "", None, markdown, ()),)), []
