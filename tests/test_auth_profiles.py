@@ -139,8 +139,7 @@ async def test_cookie_and_basic_profiles_index_private_pages(
     metrics = clean.metrics.render().decode()
     async with clean.db.pool.connection() as conn:
         query = (
-            "SELECT p::text FROM pages p UNION ALL SELECT j::text FROM crawl_jobs j "
-            "UNION ALL SELECT text FROM chunks"
+            "SELECT p::text FROM pages p UNION ALL SELECT j::text FROM crawl_jobs j UNION ALL SELECT text FROM chunks"
         )
         rows = await (await conn.execute(query)).fetchall()
     dumped = "\n".join([*outputs, caplog.text, metrics, *(r[0] for r in rows)])
