@@ -198,7 +198,11 @@ class Indexer:
     async def _store_carried(
         self, url: str, page: ExtractedPage, source: str, fetched: FetchedPage, collection: str, force: bool
     ) -> str | None:
-        """Store a page an llms-full.txt carries, unless its URL holds a page read from elsewhere (that one wins)."""
+        """Store a page an llms-full.txt carries, unless its URL holds a page read from elsewhere (that one wins).
+
+        A part that cannot be stored (too many chunks, no text) is left out with a warning: the file's other pages
+        are no less good for it.
+        """
         key = normalize_url(url)
         existing = await self.store.catalog.get_page(collection, key)
         if existing is not None and existing.content_url != source:
@@ -212,19 +216,23 @@ class Indexer:
             encoding="",
             format=fetched.format,
         )
-        outcome = await self._store_extracted(
-            part,
-            page,
-            (),
-            collection,
-            Stopwatch(),
-            None,
-            force,
-            False,
-            existing,
-            content_format=fetched.format,
-            content_url=source,
-        )
+        try:
+            outcome = await self._store_extracted(
+                part,
+                page,
+                (),
+                collection,
+                Stopwatch(),
+                None,
+                force,
+                False,
+                existing,
+                content_format=fetched.format,
+                content_url=source,
+            )
+        except ExtractError as exc:
+            log.warning("%s: the part for %s was not stored: %s", source, key, exc)
+            return None
         return outcome.url
 
     async def _store_extracted(

@@ -95,3 +95,24 @@ async def test_crawl_with_progress_and_report(cli_env: None, site_url: str, caps
     assert await main([*args, "--json"]) == rc
     report = json.loads(capsys.readouterr().out)
     assert report["finished"] and report["counts"]["indexed"] == 0 and report["counts"]["unchanged"] >= 1
+
+
+async def test_index_with_an_auth_profile(
+    cli_env: None, site_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .formats_site import BASIC
+
+    profiles = tmp_path / "auth.toml"
+    profiles.write_text(
+        f'[profiles.wiki]\nhosts = ["127.0.0.1"]\nbasic = {{ username = "{BASIC[0]}", password = "${{WIKI_PW}}" }}\n'
+    )
+    monkeypatch.setenv("AUTH_PROFILES_FILE", str(profiles))
+    monkeypatch.setenv("WIKI_PW", BASIC[1])
+    url = f"{site_url}/formats/private/basic.md"
+    assert await main(["index", url]) == 2
+    assert "401" in capsys.readouterr().err
+    assert await main(["index", url, "--auth-profile", "wiki"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"indexed: {url}") and BASIC[1] not in out
+    assert await main(["index", url, "--auth-profile", "intranet"]) == 2
+    assert "Unknown auth profile 'intranet'; configured profiles: wiki" in capsys.readouterr().err

@@ -79,8 +79,9 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     from mcp_web_ingest.interface.schemas import page_result
 
     async def run(rt: Runtime) -> int:
+        auth = rt.crawler.auth_profile(args.auth_profile, args.url) if args.auth_profile else None
         if args.max_depth == 0 and args.max_pages == 1:
-            outcome = page_result(await rt.pipeline.index_page(args.url, args.collection, force=args.force))
+            outcome = page_result(await rt.pipeline.index_page(args.url, args.collection, force=args.force, auth=auth))
             if args.json:
                 print_json(outcome.model_dump())
             else:
@@ -98,6 +99,7 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
             use_sitemap=not args.no_sitemap,
             respect_robots=not args.ignore_robots,
             force=args.force,
+            auth_profile=args.auth_profile,
         )
         job_id = await rt.crawler.start(args.url, params, args.collection)
         status = await _follow(rt, job_id, quiet=args.json)
@@ -238,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-sitemap", action="store_true", help="do not read sitemap.xml / llms.txt")
     s.add_argument("--ignore-robots", action="store_true", help="do not obey robots.txt")
     s.add_argument("--force", action="store_true", help="re-fetch and re-chunk unchanged pages")
+    s.add_argument("--auth-profile", metavar="NAME", help="login from AUTH_PROFILES_FILE for private pages")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(fn=cmd_index)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 from mcp_web_ingest.errors import ExtractError
 from mcp_web_ingest.ingest.formats.markdown_doc import extract_markdown, jupyter_slug
@@ -34,8 +35,10 @@ def extract_notebook(source: str, url: str) -> tuple[ExtractedPage, list[str]]:
     import nbformat
 
     try:
-        notebook = nbformat.reads(source, as_version=4)
-        nbformat.validate(notebook)
+        with warnings.catch_warnings():  # notebooks written before cell ids existed are fine to read
+            warnings.simplefilter("ignore")
+            notebook = nbformat.reads(source, as_version=4)
+            nbformat.validate(notebook)
     except Exception as exc:  # nbformat raises JSON, validation and version errors of several types
         reason = str(exc).strip().split("\n", 1)[0][:300]
         raise ExtractError(
