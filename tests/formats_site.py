@@ -23,6 +23,8 @@ _TYPES = {
     ".pdf": "application/pdf",
     ".html": "text/html; charset=utf-8",
 }
+PROBES: list[str | None] = []  # the Cookie header of each request for the probe image
+_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")  # a 1×1 GIF
 _PRIVATE_PAGE = """# {title}
 
 ## Quarterly grommet budget
@@ -57,6 +59,27 @@ async def _basic_page(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/markdown")
 
 
+async def _cookie_html(request: web.Request) -> web.Response:
+    """/formats/private/cookie.html: a script-rendered page for the session cookie that loads an image from
+    another host (localhost), whose request must not carry the cookie (recorded in PROBES)."""
+    if request.cookies.get(SESSION_COOKIE[0]) != SESSION_COOKIE[1]:
+        return web.Response(status=401, text="log in first")
+    port = request.url.port
+    body = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Private wiki</title></head><body><main>
+<h1>Private wiki</h1><div id="app">Loading...</div>
+<img src="http://localhost:{port}/formats/private/probe.gif" alt="">
+<script>document.getElementById("app").innerHTML =
+  "<h2>Rendered grommets</h2><p>Rendered by script: 9,100 grommets for the browser team.</p>";</script>
+</main></body></html>"""
+    return web.Response(text=body, content_type="text/html")
+
+
+async def _probe(request: web.Request) -> web.Response:
+    """/formats/private/probe.gif: records the Cookie header it was requested with."""
+    PROBES.append(request.headers.get("Cookie"))
+    return web.Response(body=_GIF, content_type="image/gif")
+
+
 async def _to_other_host(request: web.Request) -> web.Response:
     """/formats/private/elsewhere: a redirect to the same server under the name localhost (another host)."""
     port = request.url.port
@@ -73,5 +96,7 @@ def add_format_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/formats/private/cookie.md", _cookie_page)
     router.add_get("/formats/private/basic.md", _basic_page)
     router.add_get("/formats/private/elsewhere", _to_other_host)
+    router.add_get("/formats/private/cookie.html", _cookie_html)
+    router.add_get("/formats/private/probe.gif", _probe)
     router.add_get("/formats/bad/long-line.txt", _long_line)
     router.add_get("/formats/{path:.+}", _file)

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.errors import ExtractError, FetchError, InvalidInputError
+from mcp_web_ingest.ingest.auth_profiles import RequestAuth
 from mcp_web_ingest.ingest.crawl4ai_client import Crawl4AIFetcher
 from mcp_web_ingest.ingest.extract import extract_page
 from mcp_web_ingest.ingest.fetch import HttpFetcher
@@ -28,6 +29,7 @@ from mcp_web_ingest.ingest.urls import Credentials
 from mcp_web_ingest.models import FetchedPage
 
 from .conftest import free_port
+from .formats_site import BASIC, PROBES, SESSION_COOKIE
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER_PYTHON = ROOT / ".tools" / "crawl4ai-venv" / "bin" / "python"
@@ -142,7 +144,7 @@ class RecordingFetcher:
         self.calls: list[str] = []
 
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None, auth: Credentials | None = None
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None, auth: RequestAuth | None = None
     ) -> FetchedPage:
         """Record, then fetch with the built-in fetcher."""
         self.calls.append(url)
@@ -412,3 +414,51 @@ async def test_js_page_rendered_by_browser(
     assert "<script>" not in page.text  # the DOM after the script ran: body.innerHTML replaced the script too
     status, missing = await _post(browser_runner.url, {"url": site_url + "/status/404"})
     assert (status, missing["status_code"], missing["strategy"]) == (200, 404, "browser")
+
+
+# --- auth profiles through the runner -----------------------------------------------------------------------------
+
+
+def _cookie_profile(**extra: Any) -> RequestAuth:
+    return RequestAuth(name="wiki", hosts=("127.0.0.1",), cookies=(SESSION_COOKIE,), **extra)
+
+
+async def test_cookie_profile_renders_a_private_page_in_the_browser(
+    browser_runner: RunnerProcess, site_url: str, make_client: Callable[[str], Client]
+) -> None:
+    """The runner's browser gets the cookie for the page's host only: the page renders, another host never sees it."""
+    client, fallback, outcomes = make_client(browser_runner.url)
+    PROBES.clear()
+    page = await client.fetch(site_url + "/formats/private/cookie.html", auth=_cookie_profile())
+    assert "9,100 grommets for the browser team" in page.text  # the script ran: Chromium rendered it
+    assert fallback.calls == [] and outcomes == ["success"]
+    assert PROBES and all(p is None or SESSION_COOKIE[1] not in p for p in PROBES)  # localhost got no cookie
+    with pytest.raises(FetchError, match="HTTP 401"):  # no profile: the cookie was cleared with its request
+        await client.fetch(site_url + "/formats/private/cookie.html")
+
+
+async def test_header_and_basic_profiles_stay_with_the_built_in_fetcher(
+    browser_runner: RunnerProcess, site_url: str, make_client: Callable[[str], Client]
+) -> None:
+    """A browser would send headers on to every host a redirect or image leads to: such pages skip the runner."""
+    client, fallback, _ = make_client(browser_runner.url)
+    header_profile = _cookie_profile(headers=(("X-Wiki-Client", "test"),))
+    basic = RequestAuth(name="basic", hosts=("127.0.0.1",), basic=Credentials(*BASIC))
+    await client.fetch(site_url + "/formats/private/cookie.html", auth=header_profile)
+    page = await client.fetch(site_url + "/formats/private/basic.md", auth=basic)
+    assert "7,700 grommets" in page.text
+    assert fallback.calls == [site_url + "/formats/private/cookie.html", site_url + "/formats/private/basic.md"]
+
+
+async def test_http_mode_runner_hands_cookies_back(
+    http_runner: RunnerProcess, site_url: str, make_client: Callable[[str], Client]
+) -> None:
+    """Plain HTTP cannot keep a cookie to one host across redirects: the runner refuses, the fallback fetches."""
+    status, answer = await _post(
+        http_runner.url, {"url": site_url + "/formats/private/cookie.html", "cookies": [{"name": "a", "value": "b"}]}
+    )
+    assert (status, answer["error_type"]) == (422, "cookies_unsupported")
+    client, fallback, outcomes = make_client(http_runner.url)
+    page = await client.fetch(site_url + "/formats/private/cookie.html", auth=_cookie_profile())
+    assert "Private wiki" in page.text and fallback.calls == [site_url + "/formats/private/cookie.html"]
+    assert outcomes == ["success"] and client.health()["status"] == "ok"

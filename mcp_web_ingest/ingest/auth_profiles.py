@@ -75,6 +75,16 @@ class RequestAuth:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies)
         return headers
 
+    def runner_cookies(self, url: str) -> list[dict[str, str]] | None:
+        """The cookies to hand a browser for ``url`` when cookies are all this sends there, else None.
+
+        A browser keeps cookies to their host across redirects; headers and HTTP Basic it would send on to any host
+        a redirect or a subresource leads to, so those stay with the built-in fetcher.
+        """
+        if self.headers or self.basic is not None or not self.cookies or not self.applies_to(url):
+            return None
+        return [{"name": name, "value": value} for name, value in self.cookies]
+
 
 def _origin(url: str) -> str:
     parts = urlsplit(url)

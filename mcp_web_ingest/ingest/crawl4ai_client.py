@@ -47,6 +47,10 @@ _SERVICE = "crawl4ai"
 _NO_PAGE = (ServiceUnavailable, TransientError)
 
 
+class _CookiesUnsupported(Exception):
+    """The runner crawls over plain HTTP, which cannot keep cookies to one host: the built-in fetcher takes them."""
+
+
 class _NotHtml(Exception):
     """The runner reached a document that is not HTML (Markdown, PDF...): the built-in fetcher reads those."""
 
@@ -117,28 +121,28 @@ class Crawl4AIFetcher:
         """Fetch through the runner; on runner failure fetch with the fallback (outcome success/fallback/failed)."""
         if not is_http_url(url):
             raise InvalidInputError(f"Cannot fetch {url!r}: only absolute http:// and https:// URLs can be fetched")
-        if auth is not None:
-            # Credentials never leave this process: a page that needs them is fetched by the built-in fetcher.
-            validators = {k: v for k, v in (("etag", etag), ("last_modified", last_modified)) if v}
+        validators = {k: v for k, v in (("etag", etag), ("last_modified", last_modified)) if v}
+        cookies = auth.runner_cookies(url) if auth is not None else None
+        if auth is not None and cookies is None:
+            # Headers and HTTP Basic would follow the browser's redirects to any host: the built-in fetcher takes them.
             return await self._fallback.fetch(url, **validators, auth=auth)
         # The runner resolves and connects on its own, so the target is vetted here, before it is sent there.
         await self._policy.check(url)
         try:
             try:
-                page = await self._via_runner(url)
-            except _NotHtml:
-                # Rendering is for HTML; other documents are read as they are, by the built-in fetcher.
-                validators = {k: v for k, v in (("etag", etag), ("last_modified", last_modified)) if v}
-                page = await self._fallback.fetch(url, **validators)
+                page = await self._via_runner(url, cookies)
+            except (_NotHtml, _CookiesUnsupported):
+                # Rendering is for HTML (other documents are read as they are), and only a browser keeps cookies
+                # to one host: the built-in fetcher takes those.
+                page = await self._fallback.fetch(url, **validators, auth=auth)
             if page.final_url != url:
                 # The runner followed redirects itself; a page that ended in private space is refused, not stored.
                 await self._policy.check(page.final_url)
         except _NO_PAGE as exc:
             self.last_error, self.last_error_at = str(exc), datetime.now(UTC).isoformat(timespec="seconds")
             log.warning("crawl4ai runner gave no page for %s, using the built-in fetcher: %s", url, exc)
-            validators = {k: v for k, v in (("etag", etag), ("last_modified", last_modified)) if v}
             try:
-                page = await self._fallback.fetch(url, **validators)
+                page = await self._fallback.fetch(url, **validators, auth=auth)
             except FetchError:
                 self._outcome("failed")
                 raise
@@ -150,7 +154,7 @@ class Crawl4AIFetcher:
         self._outcome("success")
         return page
 
-    async def _via_runner(self, url: str) -> FetchedPage:
+    async def _via_runner(self, url: str, cookies: list[dict[str, str]] | None = None) -> FetchedPage:
         """POST /crawl and turn the answer into a page; one of _NO_PAGE when the fallback should take over."""
         if not self.breaker.acquire():
             raise ServiceUnavailable(
@@ -161,7 +165,7 @@ class Crawl4AIFetcher:
             )
         started = time.monotonic()
         try:
-            data = await self._post(url)
+            data = await self._post(url, cookies)
         except ServiceUnavailable as exc:
             self.breaker.record_failure(str(exc))
             raise
@@ -178,15 +182,16 @@ class Crawl4AIFetcher:
         self.last_strategy = data.get("strategy")
         return self._to_page(url, data, time.monotonic() - started)
 
-    async def _post(self, url: str) -> dict[str, Any]:
+    async def _post(self, url: str, cookies: list[dict[str, str]] | None = None) -> dict[str, Any]:
         """The runner's JSON answer, checked for shape; one of _NO_PAGE on any transport or protocol problem."""
         endpoint = self.base_url + "/crawl"
         # JSON may escape every byte of the page as \uXXXX; anything beyond that is not a page we would accept.
         cap = 6 * self._settings.fetch_max_bytes + 64 * 1024
         try:
-            async with self._session_now().post(
-                endpoint, json={"url": url, "timeout_s": self._runner_timeout_s, "egress": self._egress}
-            ) as resp:
+            body = {"url": url, "timeout_s": self._runner_timeout_s, "egress": self._egress}
+            if cookies:
+                body["cookies"] = cookies
+            async with self._session_now().post(endpoint, json=body) as resp:
                 status = resp.status
                 raw = bytearray()
                 async for chunk in resp.content.iter_chunked(64 * 1024):
@@ -204,6 +209,8 @@ class Crawl4AIFetcher:
         if status >= 400:
             error = data.get("error") if isinstance(data, dict) else None
             error_type = data.get("error_type") if isinstance(data, dict) else None
+            if error_type == "cookies_unsupported":
+                raise _CookiesUnsupported(str(error))
             if error_type == "target_blocked":
                 # The runner's egress proxy refused a hop (the message names it): the same answer as HttpFetcher's.
                 raise BlockedAddressError(str(error or f"Refusing to fetch {url}: blocked address"), url=url)

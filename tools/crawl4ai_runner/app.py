@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -35,6 +36,8 @@ from tools.crawl4ai_runner.chromium import Chromium
 from tools.crawl4ai_runner.egress import BLOCKED_HEADER, UNREACHABLE_HEADER, EgressProxy
 
 log = logging.getLogger("crawl4ai_runner")
+_COOKIE_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_COOKIE_BAD = re.compile(r"[;\r\n\x00]")
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -96,6 +99,9 @@ class Crawler:
         self._slots = asyncio.Semaphore(max(1, config.max_concurrency))
         # Final-response headers per request, captured by the after_goto hook (the strategy reports the first hop's).
         self._final_headers: dict[int, dict[str, str]] = {}
+        # Session cookies of a request (browser mode), set on its context before navigation and cleared after.
+        self._cookies: dict[int, list[dict[str, str]]] = {}
+        self._cookie_contexts: dict[int, Any] = {}
 
     async def start(self) -> None:
         """Create and start the strategy (and Chromium, in browser mode)."""
@@ -121,11 +127,23 @@ class Crawler:
             )
             self.strategy = AsyncPlaywrightCrawlerStrategy(browser_config=browser, logger=logger)
             self.strategy.set_hook("after_goto", self._after_goto)
+            self.strategy.set_hook("on_page_context_created", self._add_cookies)
         await self.strategy.start()
 
     async def _after_goto(self, page: Any, *, response: Any = None, config: Any = None, **_: Any) -> Any:
         if response is not None and config is not None:
             self._final_headers[id(config)] = dict(await response.all_headers())
+        return page
+
+    async def _add_cookies(self, page: Any, *, context: Any = None, config: Any = None, **_: Any) -> Any:
+        """Give a request's context its cookies: host-only, so the browser sends them to the page's host alone.
+
+        crawl4ai may reuse a context for a later request, so they are cleared when the request ends.
+        """
+        cookies = self._cookies.get(id(config)) if config is not None else None
+        if cookies and context is not None:
+            await context.add_cookies(cookies)
+            self._cookie_contexts[id(config)] = context
         return page
 
     async def close(self) -> None:
@@ -151,12 +169,21 @@ class Crawler:
         }
 
     async def crawl(
-        self, url: str, timeout_s: float, wait_for: str | None, policy: AddressPolicy | None = None
+        self,
+        url: str,
+        timeout_s: float,
+        wait_for: str | None,
+        policy: AddressPolicy | None = None,
+        cookies: list[dict[str, str]] | None = None,
     ) -> dict[str, Any]:
         """Fetch (and render, in browser mode) one page; raises HttpError for anything but a target response.
 
         Every connection goes through an EgressProxy of this request that applies ``policy`` (else the runner's).
+        ``cookies`` (browser mode only) go to the page's host through the browser's own cookie rules.
         """
+        if cookies and self.config.simple:
+            # aiohttp would send a Cookie header along every redirect, to any host: only a browser scopes them.
+            raise HttpError(422, "cookies_unsupported", "cookies need the browser strategy (USE_SIMPLE_CRAWLER=false)")
         started = time.monotonic()
         try:
             await asyncio.wait_for(self._slots.acquire(), timeout_s)
@@ -167,12 +194,18 @@ class Crawler:
             policy = AddressPolicy(allow_private_networks=c.allow_private_networks, allowed_hosts=c.allowed_hosts)
         try:
             async with EgressProxy(policy) as egress:
-                return await self._crawl(url, timeout_s, wait_for, egress, started)
+                return await self._crawl(url, timeout_s, wait_for, egress, started, cookies)
         finally:
             self._slots.release()
 
     async def _crawl(
-        self, url: str, timeout_s: float, wait_for: str | None, egress: EgressProxy, started: float
+        self,
+        url: str,
+        timeout_s: float,
+        wait_for: str | None,
+        egress: EgressProxy,
+        started: float,
+        cookies: list[dict[str, str]] | None = None,
     ) -> dict[str, Any]:
         from crawl4ai import CacheMode, CrawlerRunConfig, ProxyConfig
         from crawl4ai.async_crawler_strategy import HTTPStatusError
@@ -187,6 +220,8 @@ class Crawler:
             verbose=False,
             proxy_config=ProxyConfig(server=egress.url),
         )
+        if cookies:
+            self._cookies[id(run)] = cookies
         try:
             # The strategy's own crawl() returns the HTML without AsyncWebCrawler's markdown and cleaning passes,
             # which cost ~85 % of its CPU time and which our client does not use.
@@ -207,6 +242,10 @@ class Crawler:
             raise HttpError(502, "target_unreachable", f"Could not crawl {url}: {message}") from exc
         finally:
             headers = self._final_headers.pop(id(run), None)
+            self._cookies.pop(id(run), None)
+            if (context := self._cookie_contexts.pop(id(run), None)) is not None:
+                with contextlib.suppress(Exception):  # a context crawl4ai already closed holds nothing
+                    await context.clear_cookies()
         for path in resp.downloaded_files or ():
             # Only the status and type of a non-HTML answer matter to the client; do not keep the file.
             with contextlib.suppress(OSError):
@@ -329,8 +368,27 @@ def parse_egress(body: dict[str, Any]) -> AddressPolicy | None:
     return AddressPolicy(allow_private_networks=allow, allowed_hosts=hosts)
 
 
+def parse_cookies(body: dict[str, Any], url: str) -> list[dict[str, str]] | None:
+    """The ``cookies`` of a /crawl body ([{name, value}]) as host-only cookies of the page's host; None when absent."""
+    cookies = body.get("cookies")
+    if cookies is None:
+        return None
+    if not isinstance(cookies, list) or not all(
+        isinstance(c, dict)
+        and isinstance(c.get("name"), str)
+        and isinstance(c.get("value"), str)
+        and _COOKIE_NAME.match(c["name"])
+        and not _COOKIE_BAD.search(c["value"])
+        for c in cookies
+    ):
+        raise HttpError(400, "bad_request", "field `cookies` must be [{name: token, value: string without ;,CR,LF}]")
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}/"
+    return [{"name": c["name"], "value": c["value"], "url": origin} for c in cookies]
+
+
 async def crawl(request: web.Request) -> web.Response:
-    """POST /crawl: {"url", "timeout_s"?, "wait_for"?} → the page's HTML, status and headers."""
+    """POST /crawl: {"url", "timeout_s"?, "wait_for"?, "egress"?, "cookies"?} → the page's HTML, status, headers."""
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -338,9 +396,10 @@ async def crawl(request: web.Request) -> web.Response:
     crawler = request.app[CRAWLER]
     url, timeout_s, wait_for = parse_request(body, crawler.config.default_timeout_s)
     policy = parse_egress(body)
+    cookies = parse_cookies(body, url)
     if wait_for and crawler.config.simple:
         wait_for = None  # nothing renders in HTTP mode, so there is nothing to wait for
-    return web.json_response(await crawler.crawl(url, timeout_s, wait_for, policy))
+    return web.json_response(await crawler.crawl(url, timeout_s, wait_for, policy, cookies))
 
 
 async def health(request: web.Request) -> web.Response:
