@@ -44,6 +44,7 @@ async def test_tools_are_described_typed_and_annotated(clean: Runtime, mode: str
             "delete_source",
             "refresh_source",
             "read_page",
+            "what_changed",
         } == tools.keys()
         for tool in tools.values():
             assert tool.description and len(tool.description) > 60

@@ -115,6 +115,19 @@ class JobStore:
         assert row is not None
         return str(row[0])
 
+    async def last_started(self, collection: str | None) -> datetime | None:
+        """When the newest finished crawl or refresh job (of a collection) started; None when there is none."""
+        sql = (
+            "SELECT max(j.started_at) FROM crawl_jobs j JOIN collections c ON c.id = j.collection_id "
+            "WHERE j.finished_at IS NOT NULL"
+        )
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(
+                sql + (" AND c.name = %s" if collection else ""), [collection] if collection else []
+            )
+            row = await cur.fetchone()
+        return row[0] if row else None
+
     async def get(self, job_id: str) -> JobRow | None:
         """One job, or None when the id is unknown (or not a UUID)."""
         async with self.db.pool.connection() as conn:

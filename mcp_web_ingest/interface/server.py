@@ -18,6 +18,7 @@ from mcp_web_ingest.crawl.jobs import CrawlParams
 from mcp_web_ingest.crawl.manager import CrawlStatus
 from mcp_web_ingest.errors import InvalidInputError
 from mcp_web_ingest.interface.auth import guard
+from mcp_web_ingest.interface.changes import WhatChangedResult, parse_since, what_changed_result
 from mcp_web_ingest.interface.reading import ReadPageResult, find_section, load_document, read_result
 from mcp_web_ingest.interface.schemas import (
     CrawlJobResult,
@@ -342,6 +343,32 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         wanted = section if section is not None else fragment if from_section is None else None
         start = find_section(doc, wanted) if wanted else from_section or 0
         return read_result(doc, start, max_chars)
+
+    @mcp.tool(
+        title="What changed in the docs",
+        description=(
+            "List the pages added, changed and removed since a time (ISO 8601, or a span back from now such as 7d "
+            "or 24h; default: since the last crawl or refresh started), and for each changed page the sections whose "
+            "text changed, with deep links: to answer 'what is new in the docs since last week'. Reads the index's "
+            "change log (refresh_source or a crawl updates it); nothing is fetched."
+        ),
+        annotations=READ_ONLY,
+    )
+    @tool_errors
+    async def what_changed(
+        ctx: Context,
+        since: Annotated[
+            str | None, Field(description="ISO 8601 date/time, or 90m / 24h / 7d / 2w back from now")
+        ] = None,
+        collection: Annotated[str | None, Field(description="Only this collection; default: all")] = None,
+        url_prefix: Annotated[str | None, Field(description="Only pages whose URL starts with this")] = None,
+        limit: Annotated[int, Field(description="Most pages to list", ge=1, le=1000)] = 100,
+    ) -> WhatChangedResult:
+        runtime = runtime_of(ctx)
+        coll = validate_collection(collection) if collection else None
+        start = parse_since(since) if since else await runtime.jobs.last_started(coll)
+        changes = await runtime.store.catalog.changes_since(coll, url_prefix, start) if start else []
+        return what_changed_result(changes, start, "given" if since else "last refresh", limit)
 
     @mcp.tool(
         title="Server health",

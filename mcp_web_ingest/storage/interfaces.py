@@ -8,6 +8,7 @@ Callers hold a Store and read through `store.catalog` and `store.index`; what an
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,6 +18,7 @@ from mcp_web_ingest.storage.records import (
     ChunkEntry,
     ChunkPage,
     Deleted,
+    PageChange,
     PageRecord,
     RepairReport,
     SearchFilter,
@@ -131,6 +133,10 @@ class Catalog(Protocol):
 
     async def vectors_by_hash(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored dense vectors of chunk texts by content hash, from any page of the index."""
+        ...
+
+    async def changes_since(self, collection: str | None, url_prefix: str | None, since: datetime) -> list[PageChange]:
+        """Every logged page change since ``since`` (of one collection, under a URL prefix), oldest first."""
         ...
 
     async def chunk_entries(self, ids: Sequence[int]) -> list[ChunkEntry]:

@@ -112,6 +112,27 @@ class StoredDocument:
 
 
 @dataclass(frozen=True)
+class SectionChange:
+    """A section of a changed page that was added, removed or whose text changed."""
+
+    change: str  # added, changed, removed
+    path: tuple[str, ...]  # headings down to the section (page title excluded)
+    anchor: str | None
+
+
+@dataclass(frozen=True)
+class PageChange:
+    """One logged change of a page: added, changed (with its sections) or removed."""
+
+    collection: str
+    url: str
+    title: str
+    change: str  # added, changed, removed
+    sections: tuple[SectionChange, ...]
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
 class StoredChunk:
     """A chunk row joined with its page, for building results."""
 

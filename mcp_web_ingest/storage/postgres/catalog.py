@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime
 
 import numpy as np
 import psycopg
@@ -12,6 +13,7 @@ from psycopg.rows import dict_row
 from mcp_web_ingest.errors import SchemaMismatchError, StoreError
 from mcp_web_ingest.models import Chunk, SparseVec, Symbol, code_share
 from mcp_web_ingest.storage.db import Database
+from mcp_web_ingest.storage.postgres.changes import read_changes, record_write
 from mcp_web_ingest.storage.postgres.documents import read_document, write_sections
 from mcp_web_ingest.storage.postgres.postings import (
     copy_chunks,
@@ -24,6 +26,7 @@ from mcp_web_ingest.storage.postgres.sources import SourcesMixin, collection_id
 from mcp_web_ingest.storage.records import (
     ChunkEntry,
     ChunkPage,
+    PageChange,
     PageRecord,
     SearchFilter,
     StoredChunk,
@@ -178,6 +181,10 @@ class PostgresCatalog(SourcesMixin):
     ) -> WrittenPage:
         collection_key = await collection_id(conn, collection)
         cur = await conn.execute(
+            "SELECT p.title FROM pages p WHERE p.collection_id = %s AND p.url = %s", (collection_key, page.url)
+        )
+        before = await cur.fetchone()
+        cur = await conn.execute(
             """
             INSERT INTO pages (collection_id, url, final_url, canonical_url, domain, title, description,
                                language, content_hash, etag, last_modified, http_status, pipeline, chunk_count,
@@ -216,8 +223,13 @@ class PostgresCatalog(SourcesMixin):
         row = await cur.fetchone()
         assert row is not None
         page_id = int(row[0])
-        cur = await conn.execute("DELETE FROM chunks WHERE page_id = %s RETURNING id", (page_id,))
-        replaced = tuple(int(r[0]) for r in await cur.fetchall())
+        cur = await conn.execute(
+            "DELETE FROM chunks WHERE page_id = %s RETURNING id, section_path, anchor, content_hash", (page_id,)
+        )
+        old_chunks = await cur.fetchall()
+        replaced = tuple(int(r[0]) for r in old_chunks)
+        old = None if before is None else [(path, anchor, h) for _, path, anchor, h in old_chunks]
+        await record_write(conn, collection_key, page.url, page.title, old, before[0] if before else "", chunks)
         await copy_chunks(conn, page_id, page.pipeline, chunks, vectors, chunk_ids)
         await write_sections(conn, page_id, page.sections)
         cur = await conn.execute("SELECT ordinal, id FROM chunks WHERE page_id = %s", (page_id,))
@@ -262,6 +274,11 @@ class PostgresCatalog(SourcesMixin):
         """A stored page's markdown sections, by id or by URL (see documents.read_document)."""
         async with self.db.pool.connection() as conn:
             return await read_document(conn, url=url, page_id=page_id, collection=collection)
+
+    async def changes_since(self, collection: str | None, url_prefix: str | None, since: datetime) -> list[PageChange]:
+        """Every logged page change since ``since`` (of one collection, under a URL prefix), oldest first."""
+        async with self.db.pool.connection() as conn:
+            return await read_changes(conn, collection, url_prefix, since)
 
     async def get_chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """Chunks with their page data, by id."""

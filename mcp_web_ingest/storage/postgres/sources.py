@@ -9,6 +9,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from mcp_web_ingest.storage.db import Database
+from mcp_web_ingest.storage.postgres.changes import record_removed
 from mcp_web_ingest.storage.records import Deleted, SearchFilter, StoredPage, search_filter_sql, translate_errors
 
 
@@ -82,8 +83,10 @@ class SourcesMixin:
         async with self.db.pool.connection() as conn, conn.transaction():
             sql = "DELETE FROM chunks WHERE page_id = %s RETURNING id"
             gone = await _delete_chunks(conn, sql, [page_id], returning_ids)
-            cur = await conn.execute("DELETE FROM pages WHERE id = %s", (page_id,))
-        return Deleted(cur.rowcount, tuple(gone))
+            cur = await conn.execute("DELETE FROM pages WHERE id = %s RETURNING collection_id, url, title", (page_id,))
+            removed = await cur.fetchall()
+            await record_removed(conn, removed)
+        return Deleted(len(removed), tuple(gone))
 
     async def set_links(self, page_id: int, links: Sequence[str]) -> None:
         """Remember a page's outgoing links (a later 304 answer has no body to read them from)."""
@@ -127,17 +130,22 @@ class SourcesMixin:
         async with self.db.pool.connection() as conn, conn.transaction():
             sql = f"DELETE FROM chunks c USING pages p WHERE c.page_id = p.id{filter_sql} RETURNING c.id"
             gone = await _delete_chunks(conn, sql, params, returning_ids)
-            cur = await conn.execute(f"DELETE FROM pages p WHERE true{filter_sql}", params)
-            deleted = cur.rowcount
+            cur = await conn.execute(
+                f"DELETE FROM pages p WHERE true{filter_sql} RETURNING p.collection_id, p.url, p.title", params
+            )
+            removed = await cur.fetchall()
+            deleted = len(removed)
             if not domain and not url_prefix and collection != "default":
-                await conn.execute("DELETE FROM collections WHERE name = %s", (collection,))
+                await conn.execute("DELETE FROM collections WHERE name = %s", (collection,))  # its log goes too
+            else:
+                await record_removed(conn, removed)
         return Deleted(int(deleted), tuple(gone))
 
     async def truncate_all(self) -> None:
         """Delete every page, chunk and collection except 'default' (tests and `db reset`)."""
         async with self.db.pool.connection() as conn, conn.transaction():
             await conn.execute(
-                "TRUNCATE chunk_symbols, chunk_sparse_postings, chunks, pages, crawl_urls, crawl_jobs "
+                "TRUNCATE chunk_symbols, chunk_sparse_postings, chunks, pages, page_changes, crawl_urls, crawl_jobs "
                 "RESTART IDENTITY CASCADE"
             )
             await conn.execute("DELETE FROM collections WHERE name <> 'default'")
