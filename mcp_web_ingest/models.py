@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -99,6 +100,17 @@ class LegRank:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Where a result's text came from and how fresh it is."""
+
+    fetched_at: datetime  # when the stored text was fetched (and indexed)
+    verified_at: datetime  # when the server last confirmed it (a 304 or an unchanged page counts)
+    last_modified: str | None  # the server's Last-Modified, when it sent one
+    content_hash: str  # the page's content hash
+    content_format: str  # html, markdown, pdf...
+
+
+@dataclass(frozen=True)
 class Hit:
     """One search result: a chunk with its page, citation and scores."""
 
@@ -114,6 +126,7 @@ class Hit:
     collection: str = "default"
     rerank_score: float | None = None  # the cross-encoder's score, when the results were reranked
     also_matched: tuple[tuple[str, str | None], ...] = ()  # (section path, anchor) of the page's other matches
+    provenance: Provenance | None = None
 
     @property
     def deep_link(self) -> str:

@@ -107,3 +107,21 @@ def test_since_accepts_dates_and_spans() -> None:
     assert parse_since("2026-11-23T09:30:00Z", now) == datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
     with pytest.raises(InvalidInputError, match="90m, 24h, 7d, 2w"):
         parse_since("last tuesday", now)
+
+
+async def test_results_carry_their_provenance(clean: Runtime, site_url: str) -> None:
+    url = f"{site_url}/etag.html"  # other tests may have edited it: its Last-Modified is read, not assumed
+    async with aiohttp.ClientSession() as s, s.get(url) as r:
+        served = r.headers["Last-Modified"]
+    async with connect(clean) as client:
+        await call(client, "index_web_page", url=url)
+        first = (await call(client, "search", query="wibblequark changelog"))["results"][0]
+        await call(client, "index_web_page", url=url)  # a conditional GET answered 304: verified, not re-fetched
+        second = (await call(client, "search", query="wibblequark changelog"))["results"][0]
+    stored = await clean.store.catalog.get_page("default", url)
+    assert stored is not None and first["url"] == url
+    p1, p2 = first["provenance"], second["provenance"]
+    assert p1["last_modified"] == served and p1["content_format"] == "html"
+    assert p1["content_hash"] == stored.content_hash
+    assert p2["fetched_at"] == p1["fetched_at"] and p2["verified_at"] > p1["verified_at"]
+    assert datetime.fromisoformat(p1["fetched_at"]) > datetime.now(UTC) - timedelta(minutes=5)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from mcp_web_ingest.crawl.manager import CrawlStatus
 from mcp_web_ingest.ingest.sanitize import WEB_SCHEMES, clean_markdown, clean_text, safe_fragment, safe_url
-from mcp_web_ingest.models import Hit
+from mcp_web_ingest.models import Hit, Provenance
 from mcp_web_ingest.pipeline import IndexOutcome, SearchOutcome
 
 
@@ -100,6 +100,16 @@ class MatchedSectionOut(BaseModel):
     deep_link: str = Field(description="URL with the section's fragment")
 
 
+class ProvenanceOut(BaseModel):
+    """Where a result's text came from and how fresh it is."""
+
+    fetched_at: str = Field(description="When the stored text was fetched and indexed (ISO 8601)")
+    verified_at: str = Field(description="When the server last confirmed it unchanged or sent it (a 304 counts)")
+    last_modified: str | None = Field(description="The server's Last-Modified header, when it sent one")
+    content_hash: str = Field(description="SHA-256 of the page's stored text")
+    content_format: str = Field(description="Format the text was read from: html, markdown, pdf...")
+
+
 class SearchHitOut(BaseModel):
     """One result, sized for a model's context."""
 
@@ -116,6 +126,7 @@ class SearchHitOut(BaseModel):
     )
     rerank_score: float | None = Field(default=None, description="Cross-encoder relevance, when results were reranked")
     collection: str
+    provenance: ProvenanceOut | None = Field(default=None, description="Where the text came from and how fresh it is")
 
 
 class SearchResult(BaseModel):
@@ -236,6 +247,17 @@ def _hit_out(rank: int, h: Hit) -> SearchHitOut:
         legs=[LegOut(leg=leg.leg, rank=leg.rank, score=round(leg.score, 6)) for leg in h.legs],
         rerank_score=round(h.rerank_score, 6) if h.rerank_score is not None else None,
         also_matched=[_section_out(url, section, anchor) for section, anchor in h.also_matched],
+        provenance=_provenance_out(h.provenance) if h.provenance is not None else None,
+    )
+
+
+def _provenance_out(p: Provenance) -> ProvenanceOut:
+    return ProvenanceOut(
+        fetched_at=p.fetched_at.isoformat(),
+        verified_at=p.verified_at.isoformat(),
+        last_modified=clean_text(p.last_modified) if p.last_modified else None,
+        content_hash=p.content_hash,
+        content_format=p.content_format,
     )
 
 

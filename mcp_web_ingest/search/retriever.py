@@ -197,6 +197,7 @@ class Retriever:
                         collection=row.collection,
                         rerank_score=rerank_scores.get(f.chunk_id) if rerank_scores is not None else None,
                         also_matched=tuple(also.items()) if position == 0 else (),
+                        provenance=row.provenance,
                     )
                 )
         if rerank_scores is not None:  # the cross-encoder's order, a page's second result after other pages' best

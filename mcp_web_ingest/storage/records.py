@@ -16,7 +16,7 @@ import psycopg
 from psycopg_pool import PoolTimeout
 
 from mcp_web_ingest.errors import InvalidInputError, StoreError
-from mcp_web_ingest.models import Chunk, Section, SparseVec
+from mcp_web_ingest.models import Chunk, Provenance, Section, SparseVec
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -145,6 +145,7 @@ class StoredChunk:
     anchor: str | None
     text: str
     content_hash: str
+    provenance: Provenance | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from mcp_web_ingest.errors import SchemaMismatchError, StoreError
-from mcp_web_ingest.models import Chunk, SparseVec, Symbol, code_share
+from mcp_web_ingest.models import Chunk, Provenance, SparseVec, Symbol, code_share
 from mcp_web_ingest.storage.db import Database
 from mcp_web_ingest.storage.postgres.changes import read_changes, record_write
 from mcp_web_ingest.storage.postgres.documents import read_document, write_sections
@@ -286,14 +286,17 @@ class PostgresCatalog(SourcesMixin):
             return {}
         async with self.db.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT c.id, c.page_id, p.url, p.title, co.name, c.section_path, c.anchor, c.text, c.content_hash "
+                "SELECT c.id, c.page_id, p.url, p.title, co.name, c.section_path, c.anchor, c.text, c.content_hash, "
+                "p.indexed_at, p.crawled_at, p.last_modified, p.content_hash, p.content_format "
                 "FROM chunks c JOIN pages p ON p.id = c.page_id JOIN collections co ON co.id = p.collection_id "
                 "WHERE c.id = ANY(%s)",
                 (list(ids),),
             )
             rows = await cur.fetchall()
         return {
-            int(r[0]): StoredChunk(int(r[0]), int(r[1]), r[2], r[3], r[4], tuple(r[5] or ()), r[6], r[7], r[8])
+            int(r[0]): StoredChunk(
+                int(r[0]), int(r[1]), r[2], r[3], r[4], tuple(r[5] or ()), r[6], r[7], r[8], Provenance(*r[9:14])
+            )
             for r in rows
         }
 
