@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.encoders.dense import Embedder
@@ -20,6 +21,7 @@ from mcp_web_ingest.ingest.formats import Extraction
 from mcp_web_ingest.ingest.symbols import extract_page_symbols
 from mcp_web_ingest.ingest.twins import read_markdown_twin
 from mcp_web_ingest.ingest.urls import normalize_url, split_credentials, validate_url
+from mcp_web_ingest.ingest.versions import clean_label, detect_version
 from mcp_web_ingest.metrics import Metrics
 from mcp_web_ingest.models import Chunk, ExtractedPage, FetchedPage, SparseVec, Symbol
 from mcp_web_ingest.outcomes import IndexOutcome, Stopwatch
@@ -75,6 +77,7 @@ class Indexer:
         force: bool = False,
         skip_duplicates: bool = False,
         auth: RequestAuth | None = None,
+        version: str | None = None,
     ) -> IndexOutcome:
         """Index one page; an unchanged page (304, or the same content hash) is not embedded again.
 
@@ -82,6 +85,7 @@ class Indexer:
         skip_duplicates: do not store a page whose content is identical to another page of the collection.
         auth: credentials for this fetch (an auth profile); credentials written in the URL itself take their place.
         Either way they are sent only where they apply and never stored or shown.
+        version: the documentation version the page belongs to; without it, the one its URL names (/3.11/, /v5/).
         """
         collection = validate_collection(collection)
         url, in_url = split_credentials(validate_url(url))
@@ -90,10 +94,11 @@ class Indexer:
         if auth is not None and not auth.applies_to(url):
             hosts = ", ".join(auth.hosts)
             raise InvalidInputError(f"Auth profile {auth.name!r} is for {hosts}, not for {url}; choose another profile")
+        label = (clean_label(version), "given") if version else (detect_version(url), "url")
         watch = Stopwatch()
         started = time.perf_counter()
         try:
-            outcome = await self._index(url, collection, watch, progress, force, skip_duplicates, auth)
+            outcome = await self._index(url, collection, watch, progress, force, skip_duplicates, auth, label)
         except WebIngestError:
             self.metrics.pages_indexed.labels("failed").inc()
             raise
@@ -114,6 +119,7 @@ class Indexer:
         force: bool,
         skip_duplicates: bool,
         auth: RequestAuth | None,
+        label: tuple[str | None, str],
     ) -> IndexOutcome:
         await self._report(progress, 0, f"fetching {url}")
         previous = None if force else await self.store.catalog.get_page(collection, url)
@@ -130,7 +136,7 @@ class Indexer:
         watch.lap("fetch")
         if fetched.status == 304 and previous is not None:
             await self.store.catalog.touch_page(
-                previous.id, fetched.etag, fetched.last_modified, 304, fetched.final_url
+                previous.id, fetched.etag, fetched.last_modified, 304, fetched.final_url, label
             )
             return IndexOutcome(
                 previous.id,
@@ -144,7 +150,7 @@ class Indexer:
                 links=(),
             )
         return await self.index_fetched(
-            fetched, collection, watch, progress, force, skip_duplicates, previous, auth=auth
+            fetched, collection, watch, progress, force, skip_duplicates, previous, auth=auth, label=label
         )
 
     async def index_fetched(
@@ -158,12 +164,15 @@ class Indexer:
         previous: StoredPage | None = None,
         *,
         auth: RequestAuth | None = None,
+        label: tuple[str | None, str] | None = None,
     ) -> IndexOutcome:
         """Extract, chunk, embed and store a document that has already been fetched.
 
         previous: the stored row of the URL that was fetched, when the caller already read it (saves a query).
         auth: what the fetch was sent with; a Markdown twin is fetched with it too.
+        label: (version, how it was found); default: the one the final URL names.
         """
+        label = label or (detect_version(fetched.final_url), "url")
         watch = watch or Stopwatch()
         await self._report(progress, 1, "extracting")
         # Parsing a large page takes tens of milliseconds of pure CPU, a hostile one far more: keep it off the
@@ -187,16 +196,26 @@ class Indexer:
             previous,
             content_format=content_format,
             content_url=content_url,
+            label=label,
         )
         if not found.parts:
             return outcome
+        given = label if label[1] == "given" else None  # a version given for the file holds for its pages
         carried = [
-            await self._store_carried(url, part, outcome.url, fetched, collection, force) for url, part in found.parts
+            await self._store_carried(url, part, outcome.url, fetched, collection, force, given)
+            for url, part in found.parts
         ]
         return replace(outcome, carried=tuple(url for url in carried if url))
 
     async def _store_carried(
-        self, url: str, page: ExtractedPage, source: str, fetched: FetchedPage, collection: str, force: bool
+        self,
+        url: str,
+        page: ExtractedPage,
+        source: str,
+        fetched: FetchedPage,
+        collection: str,
+        force: bool,
+        label: tuple[str | None, str] | None,
     ) -> str | None:
         """Store a page an llms-full.txt carries, unless its URL holds a page read from elsewhere (that one wins).
 
@@ -229,6 +248,7 @@ class Indexer:
                 existing,
                 content_format=fetched.format,
                 content_url=source,
+                label=label or (detect_version(key), "url"),
             )
         except ExtractError as exc:
             log.warning("%s: the part for %s was not stored: %s", source, key, exc)
@@ -249,6 +269,7 @@ class Indexer:
         *,
         content_format: str,
         content_url: str | None,
+        label: tuple[str | None, str],
     ) -> IndexOutcome:
         """Chunk, embed and store an extracted page, unless its content is unchanged or a duplicate."""
         key = normalize_url(fetched.final_url)
@@ -267,63 +288,41 @@ class Indexer:
             sections=page.sections,
             content_format=content_format,
             content_url=content_url,
+            version=label[0],
+            version_source=label[1] if label[0] else None,
         )
         if previous is not None and previous.url == key:
             existing: StoredPage | None = previous
         else:
             existing = await self.store.catalog.get_page(collection, key)
+
+        def skipped(page_id: int, title: str, chunk_count: int, change: str, **extra: Any) -> IndexOutcome:
+            """The outcome of a page that was not (re-)stored."""
+            return IndexOutcome(
+                page_id, key, title, chunk_count, True, collection, timings_ms=watch.total(), change=change,
+                links=links, **extra,
+            )  # fmt: skip
+
         if existing is not None and existing.content_hash == record.content_hash and not force:
             await self.store.catalog.touch_page(
-                existing.id, fetched.etag, fetched.last_modified, fetched.status, fetched.final_url
+                existing.id, fetched.etag, fetched.last_modified, fetched.status, fetched.final_url, label
             )
             watch.lap("store")
-            return IndexOutcome(
-                existing.id,
-                key,
-                existing.title,
-                existing.chunk_count,
-                True,
-                collection,
-                timings_ms=watch.total(),
-                change="unchanged",
-                links=links,
-                canonical_url=page.canonical_url,
-                content_format=content_format,
-                content_url=content_url,
-            )
+            return skipped(
+                existing.id, existing.title, existing.chunk_count, "unchanged", canonical_url=page.canonical_url,
+                content_format=content_format, content_url=content_url,
+            )  # fmt: skip
         if skip_duplicates and existing is None and page.canonical_url:
             # Crawls index a page under its canonical URL only: the canonical one is fetched on its own.
             with contextlib.suppress(WebIngestError):
                 canonical = normalize_url(page.canonical_url)
                 if canonical != key:
-                    return IndexOutcome(
-                        0,
-                        key,
-                        page.title,
-                        0,
-                        True,
-                        collection,
-                        timings_ms=watch.total(),
-                        change="canonical",
-                        links=links,
-                        duplicate_of=canonical,
-                        canonical_url=canonical,
-                    )
+                    return skipped(0, page.title, 0, "canonical", duplicate_of=canonical, canonical_url=canonical)
         if skip_duplicates and existing is None:
             twin = await self.store.catalog.find_page_by_hash(collection, record.content_hash, exclude_url=key)
             if twin is not None:
-                return IndexOutcome(
-                    twin.id,
-                    key,
-                    twin.title,
-                    0,
-                    True,
-                    collection,
-                    timings_ms=watch.total(),
-                    change="duplicate",
-                    links=links,
-                    duplicate_of=twin.url,
-                    canonical_url=page.canonical_url,
+                return skipped(
+                    twin.id, twin.title, 0, "duplicate", duplicate_of=twin.url, canonical_url=page.canonical_url
                 )
         chunks = await asyncio.to_thread(self.chunk, page)
         if not chunks:

@@ -39,8 +39,10 @@ class Pipeline(Protocol):
         force: bool = False,
         skip_duplicates: bool = False,
         auth: RequestAuth | None = None,
+        version: str | None = None,
     ) -> IndexOutcome:
-        """Fetch, extract, chunk, embed and store one page (``auth``: credentials sent where they apply)."""
+        """Fetch, extract, chunk, embed and store one page (``auth``: credentials sent where they apply; ``version``:
+        the documentation version it belongs to, else read from its URL)."""
         ...
 
     async def search(self, request: SearchRequest) -> SearchOutcome:
@@ -126,10 +128,11 @@ class PolicyPipeline:
         force: bool = False,
         skip_duplicates: bool = False,
         auth: RequestAuth | None = None,
+        version: str | None = None,
     ) -> IndexOutcome:
         """Index one page (see `Indexer.index_page`)."""
         return await self.indexer.index_page(
-            url, collection, progress, force=force, skip_duplicates=skip_duplicates, auth=auth
+            url, collection, progress, force=force, skip_duplicates=skip_duplicates, auth=auth, version=version
         )
 
     async def backfill_sparse(self, batch: int = 64) -> int:

@@ -30,6 +30,7 @@ class CrawlParams:
     respect_robots: bool = True
     force: bool = False
     auth_profile: str | None = None  # the name only: the profile's values stay in AUTH_PROFILES_FILE
+    version: str | None = None  # the documentation version of every page (None: each page's URL says)
 
     def to_json(self) -> str:
         """JSON for the jobs table."""

@@ -347,7 +347,7 @@ class CrawlManager:
             async with self.limiter.slot(url):
                 auth = self._job_auth(job.id, p.auth_profile, url)
                 out = await self.pipeline.index_page(
-                    url, job.collection, force=p.force, skip_duplicates=True, auth=auth
+                    url, job.collection, force=p.force, skip_duplicates=True, auth=auth, version=p.version
                 )
         except (UnsupportedContentError, ExtractError) as exc:
             await record(job.id, url, "skipped", reason=str(exc))

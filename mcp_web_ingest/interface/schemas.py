@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from mcp_web_ingest.crawl.manager import CrawlStatus
 from mcp_web_ingest.ingest.sanitize import WEB_SCHEMES, clean_markdown, clean_text, safe_fragment, safe_url
+from mcp_web_ingest.ingest.versions import version_key
 from mcp_web_ingest.models import Hit, Provenance
 from mcp_web_ingest.pipeline import IndexOutcome, SearchOutcome
 
@@ -162,6 +163,7 @@ class SourceOut(BaseModel):
     chunks: int
     last_crawled_at: str | None
     last_job_state: str | None
+    versions: list[str] = Field(default_factory=list, description="Documentation versions of these pages, newest first")
 
 
 class SourcesResult(BaseModel):
@@ -289,7 +291,13 @@ def sources_result(rows: list[dict[str, Any]]) -> SourcesResult:
     """Tool output for list_sources."""
     return SourcesResult(
         sources=[
-            SourceOut(**{**r, "last_crawled_at": r["last_crawled_at"].isoformat() if r["last_crawled_at"] else None})
+            SourceOut(
+                **{
+                    **r,
+                    "last_crawled_at": r["last_crawled_at"].isoformat() if r["last_crawled_at"] else None,
+                    "versions": sorted(r["versions"], key=version_key, reverse=True),
+                }
+            )
             for r in rows
         ]
     )

@@ -17,6 +17,7 @@ from mcp_web_ingest.config import Settings
 from mcp_web_ingest.crawl.jobs import CrawlParams
 from mcp_web_ingest.crawl.manager import CrawlStatus
 from mcp_web_ingest.errors import InvalidInputError
+from mcp_web_ingest.ingest.versions import clean_label
 from mcp_web_ingest.interface.auth import guard
 from mcp_web_ingest.interface.changes import WhatChangedResult, parse_since, what_changed_result
 from mcp_web_ingest.interface.reading import ReadPageResult, find_section, load_document, read_result
@@ -140,6 +141,10 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             str | None,
             Field(description="Name of a login in the server's AUTH_PROFILES_FILE, for private pages (never shown)"),
         ] = None,
+        version: Annotated[
+            str | None,
+            Field(description="Documentation version these pages belong to (e.g. 5.2); default: read from the URL"),
+        ] = None,
     ) -> IndexResult:
         runtime = runtime_of(ctx)
         _check_wait(wait_seconds)
@@ -149,7 +154,9 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             async def progress(done: float, total: float | None, message: str | None) -> None:
                 await ctx.report_progress(done, total, message)
 
-            outcome = await runtime.pipeline.index_page(url, collection, progress, force=force, auth=auth)
+            outcome = await runtime.pipeline.index_page(
+                url, collection, progress, force=force, auth=auth, version=version
+            )
             return page_index_result(outcome)
         params = CrawlParams(
             max_depth=max_depth,
@@ -161,6 +168,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             respect_robots=respect_robots,
             force=force,
             auth_profile=auth_profile,
+            version=clean_label(version) if version else None,
         )
         job_id = await runtime.crawler.start(url, params, collection)
         status = await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s))
@@ -300,10 +308,17 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             str | None,
             Field(description="Only chunks defining or using this code symbol, e.g. asyncio.gather or useState"),
         ] = None,
+        version: Annotated[
+            str | None,
+            Field(
+                description="Documentation version: '5.2', a range ('5.x', '>=4.2,<5'), 'latest' (default: the "
+                "newest of each collection; unlabelled pages always match) or 'all'"
+            ),
+        ] = None,
     ) -> SearchResult:
         runtime = runtime_of(ctx)
         request = SearchRequest.create(
-            runtime.settings, query, k, collection, url_prefix, mode, max_chars, rerank, symbol
+            runtime.settings, query, k, collection, url_prefix, mode, max_chars, rerank, symbol, version
         )
         return search_result(await runtime.pipeline.search(request))
 

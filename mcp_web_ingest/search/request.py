@@ -7,6 +7,7 @@ from typing import Literal, cast, get_args
 
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.errors import InvalidInputError
+from mcp_web_ingest.ingest.versions import validate_version_request
 from mcp_web_ingest.storage.records import validate_collection
 
 SearchMode = Literal["hybrid", "dense", "lexical", "sparse"]
@@ -28,6 +29,7 @@ class SearchRequest:
     max_chars: int
     rerank: bool  # asked for; the pipeline reranks only when it has a reranker
     symbol: str | None
+    version: str | None = None  # a label, an x-range or specifier set, "latest" (None: latest) or "all"
 
     @classmethod
     def create(
@@ -41,6 +43,7 @@ class SearchRequest:
         max_chars: int | None = None,
         rerank: bool | None = None,
         symbol: str | None = None,
+        version: str | None = None,
     ) -> SearchRequest:
         """Check and normalise search arguments, with messages that say what to change; defaults from settings."""
         query = (query or "").replace("\x00", " ").strip()
@@ -75,4 +78,5 @@ class SearchRequest:
             max_chars=max_chars,
             rerank=settings.enable_reranking if rerank is None else rerank,
             symbol=symbol,
+            version=validate_version_request(version) if version and version.strip() else None,
         )

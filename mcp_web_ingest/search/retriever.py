@@ -13,6 +13,7 @@ from mcp_web_ingest.encoders.rerank import Reranker
 from mcp_web_ingest.encoders.splade import SparseEncoder
 from mcp_web_ingest.errors import InvalidInputError, ServiceError
 from mcp_web_ingest.ingest.symbols import is_symbol_like
+from mcp_web_ingest.ingest.versions import select_versions
 from mcp_web_ingest.metrics import Metrics
 from mcp_web_ingest.models import Hit
 from mcp_web_ingest.search.fusion import Fused, FusedPage, fuse_pages, share_budget, trim_text
@@ -66,7 +67,9 @@ class Retriever:
             raise InvalidInputError(
                 "mode 'sparse' needs SPLADE: set SPLADE_URL (a service) or SPLADE_MODEL_DIR (in-process)"
             )
-        where = SearchFilter(request.collection, request.url_prefix, request.symbol)
+        labels = await self.store.catalog.version_labels(request.collection)
+        versions = select_versions(labels, request.version)
+        where = SearchFilter(request.collection, request.url_prefix, request.symbol, versions)
         use_rerank = self.reranker is not None and request.rerank
         started = time.perf_counter()
         try:
@@ -76,6 +79,10 @@ class Retriever:
             raise
         self.metrics.queries.labels(mode, "ok").inc()
         self.metrics.query_duration.labels(mode).observe(time.perf_counter() - started)
+        if versions == () and request.version not in (None, "latest", "all"):
+            known = ", ".join(sorted({v for found in labels.values() for v in found}))
+            note = f"no pages are labelled version {request.version}; indexed versions: {known}"
+            outcome = replace(outcome, notes=(*outcome.notes, note))
         return outcome
 
     async def _dense(self, query: str, n: int, where: SearchFilter) -> list[tuple[int, float]]:

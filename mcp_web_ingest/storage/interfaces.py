@@ -49,17 +49,32 @@ class Catalog(Protocol):
         ...
 
     async def touch_page(
-        self, page_id: int, etag: str | None, last_modified: str | None, http_status: int, final_url: str
+        self,
+        page_id: int,
+        etag: str | None,
+        last_modified: str | None,
+        http_status: int,
+        final_url: str,
+        label: tuple[str | None, str] | None = None,
     ) -> None:
-        """Record a fresh crawl of an unchanged page without touching its chunks."""
+        """Record a fresh crawl of an unchanged page (and its version label) without touching its chunks."""
         ...
 
     async def find_page_by_hash(self, collection: str, content_hash: str, exclude_url: str) -> StoredPage | None:
         """Another page of the collection with exactly this content, if any."""
         ...
 
-    async def page_urls(self, collection: str | None, url_prefix: str | None = None) -> list[str]:
-        """URLs of stored pages (of a collection, or all), optionally under a prefix."""
+    async def page_urls(
+        self,
+        collection: str | None,
+        url_prefix: str | None = None,
+        versions: tuple[tuple[str, str], ...] | None = None,
+    ) -> list[str]:
+        """URLs of stored pages (of a collection, or all), optionally under a prefix and of some versions."""
+        ...
+
+    async def version_labels(self, collection: str | None) -> dict[str, list[str]]:
+        """The version labels of each collection's pages (of one collection, or all)."""
         ...
 
     async def set_links(self, page_id: int, links: Sequence[str]) -> None:

@@ -40,6 +40,7 @@ class SearchFilter:
     collection: str | None = None
     url_prefix: str | None = None
     symbol: str | None = None  # only chunks defining or using this symbol
+    versions: tuple[tuple[str, str], ...] | None = None  # allowed (collection, version); unlabelled pages always pass
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class PageRecord:
     sections: tuple[Section, ...] = ()  # the extracted markdown, kept for read_page
     content_format: str = "html"  # the format the text was read from
     content_url: str | None = None  # the document it was read from, when not the page's own URL
+    version: str | None = None  # the documentation version the page belongs to
+    version_source: str | None = None  # "given" (by the caller) or "url" (read from the URL's path)
 
     @property
     def domain(self) -> str:
@@ -234,6 +237,12 @@ def search_filter_sql(where: SearchFilter) -> tuple[str, list[Any]]:
     if where.symbol:
         clauses.append("c.id IN (SELECT chunk_id FROM chunk_symbols WHERE key = lower(%s))")
         params.append(where.symbol)
+    if where.versions is not None:
+        clauses.append(
+            "(p.version IS NULL OR (p.collection_id, p.version) IN (SELECT co.id, v.version FROM "
+            "unnest(%s::text[], %s::text[]) AS v(collection, version) JOIN collections co ON co.name = v.collection))"
+        )
+        params += [[c for c, _ in where.versions], [v for _, v in where.versions]]
     return "".join(" AND " + c for c in clauses), params
 
 

@@ -188,8 +188,8 @@ class PostgresCatalog(SourcesMixin):
             """
             INSERT INTO pages (collection_id, url, final_url, canonical_url, domain, title, description,
                                language, content_hash, etag, last_modified, http_status, pipeline, chunk_count,
-                               code_share, content_format, content_url)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                               code_share, content_format, content_url, version, version_source)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (collection_id, url) DO UPDATE SET
                 final_url = EXCLUDED.final_url, canonical_url = EXCLUDED.canonical_url,
                 domain = EXCLUDED.domain, title = EXCLUDED.title, description = EXCLUDED.description,
@@ -197,6 +197,12 @@ class PostgresCatalog(SourcesMixin):
                 last_modified = EXCLUDED.last_modified, http_status = EXCLUDED.http_status,
                 pipeline = EXCLUDED.pipeline, chunk_count = EXCLUDED.chunk_count, code_share = EXCLUDED.code_share,
                 content_format = EXCLUDED.content_format, content_url = EXCLUDED.content_url,
+                -- a version found in the URL does not replace one the caller gave before
+                version = CASE WHEN EXCLUDED.version_source = 'given' OR pages.version_source IS DISTINCT FROM 'given'
+                               THEN EXCLUDED.version ELSE pages.version END,
+                version_source = CASE WHEN EXCLUDED.version_source = 'given'
+                                           OR pages.version_source IS DISTINCT FROM 'given'
+                                      THEN EXCLUDED.version_source ELSE pages.version_source END,
                 crawled_at = now(), indexed_at = now()
             RETURNING id
             """,
@@ -218,6 +224,8 @@ class PostgresCatalog(SourcesMixin):
                 code_share([c.text for c in chunks]),
                 page.content_format,
                 page.content_url,
+                page.version,
+                page.version_source,
             ),
         )
         row = await cur.fetchone()

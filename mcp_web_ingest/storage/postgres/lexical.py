@@ -68,7 +68,7 @@ class LexicalPostings:
             # The postings carry their collection: the index alone serves a collection filter.
             conditions.append("lp.collection_id = (SELECT id FROM collections WHERE name = %s)")
             params.append(where.collection)
-        filter_sql, more = search_filter_sql(SearchFilter(None, where.url_prefix, where.symbol))
+        filter_sql, more = search_filter_sql(SearchFilter(None, where.url_prefix, where.symbol, where.versions))
         if tsquery_text_is_strict(query):
             filter_sql += " AND c.tsv @@ websearch_to_tsquery('english', %s)"
             more.append(query)

@@ -42,14 +42,36 @@ class SourcesMixin:
     db: Database
 
     async def touch_page(
-        self, page_id: int, etag: str | None, last_modified: str | None, http_status: int, final_url: str
+        self,
+        page_id: int,
+        etag: str | None,
+        last_modified: str | None,
+        http_status: int,
+        final_url: str,
+        label: tuple[str | None, str] | None = None,
     ) -> None:
-        """Record a fresh crawl of an unchanged page (time and validators) without touching its chunks."""
+        """Record a fresh crawl of an unchanged page (time, validators and version label), chunks untouched.
+
+        A label found in the URL does not replace one the caller gave before; a given one replaces either.
+        """
+        version, source = label or (None, "url")
         async with self.db.pool.connection() as conn:
             await conn.execute(
-                "UPDATE pages SET crawled_at = now(), etag = %s, last_modified = %s, http_status = %s, final_url = %s "
-                "WHERE id = %s",
-                (etag, last_modified, http_status, final_url, page_id),
+                "UPDATE pages SET crawled_at = now(), etag = %s, last_modified = %s, http_status = %s, final_url = %s, "
+                "version = CASE WHEN %s = 'given' OR version_source IS DISTINCT FROM 'given' THEN %s ELSE version END, "
+                "version_source = CASE WHEN %s = 'given' OR version_source IS DISTINCT FROM 'given' "
+                "THEN %s ELSE version_source END WHERE id = %s",
+                (
+                    etag,
+                    last_modified,
+                    http_status,
+                    final_url,
+                    source,
+                    version,
+                    source,
+                    source if version else None,
+                    page_id,
+                ),
             )
 
     async def find_page_by_hash(self, collection: str, content_hash: str, exclude_url: str) -> StoredPage | None:
@@ -71,9 +93,14 @@ class SourcesMixin:
         async with self.db.pool.connection() as conn:
             return await collection_id(conn, name)
 
-    async def page_urls(self, collection: str | None, url_prefix: str | None = None) -> list[str]:
-        """URLs of stored pages (of a collection, or all), optionally under a prefix."""
-        filter_sql, params = search_filter_sql(SearchFilter(collection, url_prefix))
+    async def page_urls(
+        self,
+        collection: str | None,
+        url_prefix: str | None = None,
+        versions: tuple[tuple[str, str], ...] | None = None,
+    ) -> list[str]:
+        """URLs of stored pages (of a collection, or all), optionally under a prefix and of some versions."""
+        filter_sql, params = search_filter_sql(SearchFilter(collection, url_prefix, versions=versions))
         async with self.db.pool.connection() as conn:
             cur = await conn.execute(f"SELECT p.url FROM pages p WHERE true{filter_sql} ORDER BY p.id", params)
             return [str(r[0]) for r in await cur.fetchall()]
@@ -99,6 +126,19 @@ class SourcesMixin:
             row = await (await conn.execute("SELECT links FROM pages WHERE id = %s", (page_id,))).fetchone()
         return tuple(row[0] or ()) if row else ()
 
+    async def version_labels(self, collection: str | None) -> dict[str, list[str]]:
+        """The version labels of each collection's pages (of one collection, or all)."""
+        sql = (
+            "SELECT c.name, array_agg(DISTINCT p.version) FROM pages p JOIN collections c ON c.id = p.collection_id "
+            "WHERE p.version IS NOT NULL"
+        )
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(
+                sql + (" AND c.name = %s" if collection else "") + " GROUP BY c.name",
+                [collection] if collection else [],
+            )
+            return {name: list(labels) for name, labels in await cur.fetchall()}
+
     async def list_sources(self) -> list[dict[str, Any]]:
         """Pages, chunks and last crawl per collection and domain, with the state of the newest job there."""
         async with self.db.pool.connection() as conn:
@@ -107,6 +147,7 @@ class SourcesMixin:
                 """
                 SELECT c.name AS collection, p.domain, count(*) AS pages, sum(p.chunk_count) AS chunks,
                        max(p.crawled_at) AS last_crawled_at,
+                       coalesce(array_agg(DISTINCT p.version) FILTER (WHERE p.version IS NOT NULL), '{}') AS versions,
                        (SELECT j.state FROM crawl_jobs j WHERE j.collection_id = c.id
                           AND j.start_url LIKE p.domain_prefix || '%%' ORDER BY j.created_at DESC LIMIT 1)
                        AS last_job_state

@@ -230,8 +230,8 @@ class QdrantIndex:
             if not ids:
                 return None
             must.append(qm.HasIdCondition(has_id=ids))
-        elif where.url_prefix:
-            urls = await self.catalog.page_urls(where.collection, where.url_prefix)
+        elif where.url_prefix or where.versions is not None:
+            urls = await self.catalog.page_urls(where.collection, where.url_prefix, where.versions)
             if not urls:
                 return None
             must.append(qm.FieldCondition(key="url", match=qm.MatchAny(any=urls)))
