@@ -64,6 +64,7 @@ async def test_tools_are_described_typed_and_annotated(clean: Runtime, mode: str
             "max_chars",
             "rerank",
             "symbol",
+            "version",
         }
 
 

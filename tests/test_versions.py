@@ -32,6 +32,10 @@ from mcp_web_ingest.runtime import Runtime, RuntimeHolder
         ("https://blog.example.com/2024/05/release.html", None),  # a date, not a version
         ("https://docs.example.com/guide/v5.html", None),  # the page name is not a folder
         ("https://docs.example.com/guide/intro.html", None),
+        ("https://docs.python.org/3/library/json.html", "3"),  # a bare number at the top of the path
+        ("https://book.example.com/chapter/3/section.html", None),  # deeper down: a chapter
+        ("https://example.com/guide/dev/tools.html", None),  # a section named dev, not a version
+        ("https://docs.djangoproject.com/en/5.0/topics/db/", "5.0"),
     ],
 )
 def test_detect_version(url: str, version: str | None) -> None:

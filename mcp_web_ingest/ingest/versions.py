@@ -29,6 +29,7 @@ __all__ = [
 
 MAX_LABEL = 64
 _NUMERIC = re.compile(r"^v?((?:0|[1-9]\d*)(?:\.\d+){0,3}(?:\.x)?)$", re.I)
+_LANGUAGE = re.compile(r"^[a-z]{2}(?:[-_][A-Za-z]{2,4})?$")  # /en/, /pt-br/, /zh_CN/
 _NAMED = frozenset({"stable", "latest", "dev", "main", "master", "nightly", "next"})
 _RELEASED = ("stable", "latest")  # a site's pointer to its newest release
 _X_RANGE = re.compile(r"^v?(\d+(?:\.\d+)*)\.x$", re.I)
@@ -48,19 +49,26 @@ def clean_label(label: str) -> str:
 
 
 def detect_version(url: str) -> str | None:
-    """The version a documentation URL's path names (/3.11/, /v5/, /en/stable/, /2.x/), or None."""
+    """The version a documentation URL's path names (/3.11/, /v5/, /en/stable/, /2.x/, /3/), or None.
+
+    A dotted number, a v-number or an x-range counts anywhere in the folders; a bare number or a name such as
+    ``stable`` only at the top of the path or right under a language folder (/3/, /en/stable/), since deeper down
+    they are chapters (/chapter/3/) and sections (/guide/dev/) far more often than versions.
+    """
     try:
-        segments = [unquote(s) for s in urlsplit(url).path.split("/")[:-1]]  # the last one is the page
+        segments = [unquote(s) for s in urlsplit(url).path.split("/")[1:-1]]  # the last one is the page
     except ValueError:
         return None
-    for segment in segments:
+    top = 1 if segments and _LANGUAGE.match(segments[0]) else 0
+    for position, segment in enumerate(segments):
         match = _NUMERIC.match(segment)
         if match:
             label = match.group(1)
             if re.fullmatch(r"(19|20)\d\d", label):
                 return None  # a date path (/2024/05/), not a version
-            return label
-        if segment.lower() in _NAMED:
+            if "." in label or segment[:1] in "vV" or position == top:
+                return label
+        elif segment.lower() in _NAMED and position == top:
             return segment.lower()
     return None
 
