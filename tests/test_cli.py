@@ -116,3 +116,14 @@ async def test_index_with_an_auth_profile(
     assert out.startswith(f"indexed: {url}") and BASIC[1] not in out
     assert await main(["index", url, "--auth-profile", "intranet"]) == 2
     assert "Unknown auth profile 'intranet'; configured profiles: wiki" in capsys.readouterr().err
+
+
+async def test_versions_from_the_command_line(cli_env: None, site_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    base = f"{site_url}/formats/versions"
+    assert await main(["index", f"{base}/v1/api.md"]) == 0
+    assert await main(["index", f"{base}/next/api.md", "--doc-version", "v2.1"]) == 0
+    capsys.readouterr()
+    assert await main(["search", "open a frobble session", "--json"]) == 0  # latest: 2.1
+    assert [r["url"] for r in json.loads(capsys.readouterr().out)["results"]] == [f"{base}/next/api.md"]
+    assert await main(["search", "open a frobble session", "--doc-version", "1", "--json"]) == 0
+    assert [r["url"] for r in json.loads(capsys.readouterr().out)["results"]] == [f"{base}/v1/api.md"]

@@ -76,12 +76,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     """Index one page, or crawl a site with a live progress bar and a final report."""
     from mcp_web_ingest.crawl.jobs import CrawlParams
+    from mcp_web_ingest.ingest.versions import clean_label
     from mcp_web_ingest.interface.schemas import page_result
 
     async def run(rt: Runtime) -> int:
         auth = rt.crawler.auth_profile(args.auth_profile, args.url) if args.auth_profile else None
         if args.max_depth == 0 and args.max_pages == 1:
-            outcome = page_result(await rt.pipeline.index_page(args.url, args.collection, force=args.force, auth=auth))
+            outcome = page_result(
+                await rt.pipeline.index_page(
+                    args.url, args.collection, force=args.force, auth=auth, version=args.doc_version
+                )
+            )
             if args.json:
                 print_json(outcome.model_dump())
             else:
@@ -100,6 +105,7 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
             respect_robots=not args.ignore_robots,
             force=args.force,
             auth_profile=args.auth_profile,
+            version=clean_label(args.doc_version) if args.doc_version else None,
         )
         job_id = await rt.crawler.start(args.url, params, args.collection)
         status = await _follow(rt, job_id, quiet=args.json)
@@ -168,8 +174,9 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
 
     # Checked before the database starts: a bad argument fails fast.
     request = SearchRequest.create(
-        settings, args.query, args.k, args.collection, args.url_prefix, args.mode, args.max_chars
-    )
+        settings, args.query, args.k, args.collection, args.url_prefix, args.mode, args.max_chars,
+        version=args.doc_version,
+    )  # fmt: skip
 
     async def run(rt: Runtime) -> int:
         result = search_result(await rt.pipeline.search(request))
@@ -241,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ignore-robots", action="store_true", help="do not obey robots.txt")
     s.add_argument("--force", action="store_true", help="re-fetch and re-chunk unchanged pages")
     s.add_argument("--auth-profile", metavar="NAME", help="login from AUTH_PROFILES_FILE for private pages")
+    s.add_argument("--doc-version", metavar="V", help="documentation version of the pages (default: from the URL)")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(fn=cmd_index)
 
@@ -251,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--collection")
     s.add_argument("--url-prefix")
     s.add_argument("--max-chars", type=int)
+    s.add_argument("--doc-version", metavar="V", help="5.2, 5.x, '>=4.2,<5', latest (default) or all")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_search)
 
