@@ -6,32 +6,16 @@ an llms-full.txt, a page with a Markdown twin; broken inputs give clear errors a
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from mcp import Client
 
-from mcp_web_ingest.interface.server import create_server
-from mcp_web_ingest.runtime import Runtime, RuntimeHolder
+from mcp_web_ingest.runtime import Runtime
+
+from .mcp_helpers import call, connect
 
 pytestmark = pytest.mark.both_backends
-
-
-@contextlib.asynccontextmanager
-async def connect(runtime: Runtime) -> AsyncIterator[Client]:
-    """An in-memory MCP client of a server sharing the test runtime."""
-    server = create_server(runtime.settings, RuntimeHolder(runtime.settings, runtime))
-    async with Client(server, mode="auto") as c:
-        yield c
-
-
-async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
-    res = await client.call_tool(tool, args)
-    assert not res.is_error, res.content
-    assert res.structured_content is not None
-    return res.structured_content
 
 
 async def index(client: Client, **args: Any) -> dict[str, Any]:

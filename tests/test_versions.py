@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,8 +15,9 @@ from mcp_web_ingest.ingest.versions import (
     select_versions,
     validate_version_request,
 )
-from mcp_web_ingest.interface.server import create_server
-from mcp_web_ingest.runtime import Runtime, RuntimeHolder
+from mcp_web_ingest.runtime import Runtime
+
+from .mcp_helpers import call, connect
 
 
 @pytest.mark.parametrize(
@@ -57,20 +56,6 @@ def test_labels_order_and_requests() -> None:
     assert select_versions(labels, ">=1.5") == (("a", "2"),)
     assert select_versions(labels, "7") == ()
     assert select_versions({"a": []}, "7") is None  # nothing labelled: nothing to filter
-
-
-@contextlib.asynccontextmanager
-async def connect(runtime: Runtime) -> AsyncIterator[Client]:
-    server = create_server(runtime.settings, RuntimeHolder(runtime.settings, runtime))
-    async with Client(server, mode="auto") as c:
-        yield c
-
-
-async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
-    res = await client.call_tool(tool, args)
-    assert not res.is_error, res.content
-    assert res.structured_content is not None
-    return res.structured_content
 
 
 async def urls(client: Client, **args: Any) -> list[str]:

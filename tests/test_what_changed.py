@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import aiohttp
 import pytest
-from mcp import Client
 
 from mcp_web_ingest.errors import InvalidInputError
 from mcp_web_ingest.interface.changes import parse_since
-from mcp_web_ingest.interface.server import create_server
-from mcp_web_ingest.runtime import Runtime, RuntimeHolder
+from mcp_web_ingest.runtime import Runtime
+
+from .mcp_helpers import call, connect
 
 pytestmark = pytest.mark.both_backends
 
@@ -28,20 +26,6 @@ async def site(site_url: str, clean: Runtime) -> AsyncIterator[str]:
         yield site_url
         async with s.put(f"{site_url}/_control/reset"):
             pass
-
-
-@contextlib.asynccontextmanager
-async def connect(runtime: Runtime) -> AsyncIterator[Client]:
-    server = create_server(runtime.settings, RuntimeHolder(runtime.settings, runtime))
-    async with Client(server, mode="auto") as c:
-        yield c
-
-
-async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
-    res = await client.call_tool(tool, args)
-    assert not res.is_error, res.content
-    assert res.structured_content is not None
-    return res.structured_content
 
 
 async def test_refresh_changes_are_listed_with_their_sections(clean: Runtime, site: str) -> None:
