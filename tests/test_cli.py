@@ -127,3 +127,18 @@ async def test_versions_from_the_command_line(cli_env: None, site_url: str, caps
     assert [r["url"] for r in json.loads(capsys.readouterr().out)["results"]] == [f"{base}/next/api.md"]
     assert await main(["search", "open a frobble session", "--doc-version", "1", "--json"]) == 0
     assert [r["url"] for r in json.loads(capsys.readouterr().out)["results"]] == [f"{base}/v1/api.md"]
+
+
+async def test_export_and_import_a_collection(
+    cli_env: None, site_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pack = tmp_path / "guide.pack"
+    assert await main(["index", f"{site_url}/guide/install.html", "--collection", "guide"]) == 0
+    assert await main(["export", "guide", str(pack)]) == 0
+    assert "exported 1 pages" in capsys.readouterr().out
+    assert await main(["import", str(pack), "--collection", "guide-copy"]) == 0
+    assert "imported 1 pages" in capsys.readouterr().out
+    assert await main(["search", "corporate proxy", "--collection", "guide-copy", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["collection"] == "guide-copy"
+    assert await main(["import", str(tmp_path / "missing.pack")]) == 2
+    assert "cannot be read" in capsys.readouterr().err

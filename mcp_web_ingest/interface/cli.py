@@ -17,6 +17,7 @@ from mcp_web_ingest.interface.maintenance import (
     cmd_backfill,
     cmd_db,
     cmd_migrate,
+    cmd_pack,
     cmd_reembed,
     cmd_repair,
     print_json,
@@ -293,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("reembed", help="re-embed all stored chunks with the configured embedding model")
     s.set_defaults(fn=cmd_reembed)
+
+    s = sub.add_parser("export", help="write a collection (pages, chunks, vectors...) to one portable file")
+    s.add_argument("collection")
+    s.add_argument("file", type=Path)
+    s.set_defaults(fn=cmd_pack)
+    s = sub.add_parser("import", help="read a file written by export (same embedding model) into the index")
+    s.add_argument("file", type=Path)
+    s.add_argument("--collection", help="collection to import into (default: the one exported)")
+    s.set_defaults(fn=cmd_pack)
     return p
 
 

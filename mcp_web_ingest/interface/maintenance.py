@@ -145,3 +145,20 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(with_runtime(settings, run))
+
+
+def cmd_pack(settings: Settings, args: argparse.Namespace) -> int:
+    """export COLLECTION FILE / import FILE: move a collection between machines as one file."""
+    from mcp_web_ingest.storage.packs import export_pack, import_pack
+
+    async def run(rt: Runtime) -> int:
+        model, dimension = rt.embedder.model_name, rt.embedder.dimension
+        if args.command == "export":
+            done = await export_pack(rt.db, args.collection, args.file, model, dimension)
+            print(f"exported {done.pages} pages ({done.chunks} chunks) of {done.collection!r} to {args.file}")
+        else:
+            done = await import_pack(rt.store, rt.db, args.file, model, dimension, args.collection)
+            print(f"imported {done.pages} pages ({done.chunks} chunks) into {done.collection!r}")
+        return 0
+
+    return asyncio.run(with_runtime(settings, run))
