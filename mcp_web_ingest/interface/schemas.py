@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_web_ingest.crawl.manager import CrawlStatus
@@ -11,6 +12,8 @@ from mcp_web_ingest.ingest.sanitize import WEB_SCHEMES, clean_markdown, clean_te
 from mcp_web_ingest.ingest.versions import version_key
 from mcp_web_ingest.models import Hit, Provenance
 from mcp_web_ingest.pipeline import IndexOutcome, SearchOutcome
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
 
 class PageResult(BaseModel):
