@@ -54,6 +54,9 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
             registry=r,
         )
+        self.scheduled_refreshes = Counter(
+            "web_scheduled_refreshes", "Scheduled refreshes by outcome (started, not_started)", ["outcome"], registry=r
+        )
         self.queries = Counter("web_queries", "Searches by mode and outcome", ["mode", "outcome"], registry=r)
         self.embedding_batch_duration = Histogram(
             "web_embedding_batch_duration_seconds",

@@ -15,6 +15,7 @@ from mcp_web_ingest import __version__
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.crawl.jobs import JobStore
 from mcp_web_ingest.crawl.manager import CrawlManager
+from mcp_web_ingest.crawl.schedule import Scheduler, ScheduleStore
 from mcp_web_ingest.encoders.dense import Embedder, LocalEmbedder, OpenAIEmbedder
 from mcp_web_ingest.encoders.rerank import Reranker
 from mcp_web_ingest.encoders.splade import SparseEncoder
@@ -167,6 +168,9 @@ class Runtime:
         self.jobs = JobStore(self.db)
         profiles = load_auth_profiles(settings.auth_profiles_file)  # a bad file is a ConfigError at start-up
         self.crawler = CrawlManager(settings, self.store, self.jobs, self.pipeline, self.metrics, profiles)
+        self.scheduler = Scheduler(
+            ScheduleStore(self.db), self.crawler, self.metrics, settings.refresh_check_s, settings.refresh_interval
+        )
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -207,6 +211,9 @@ class Runtime:
                 await stack.enter_async_context(serving)
                 log.info("metrics on http://%s:%d/metrics", settings.mcp_host, settings.metrics_port)
             resumed = await rt.crawler.resume_orphans() if resume_jobs else []
+            if resume_jobs:  # servers run scheduled refreshes; one-shot commands leave them to the servers
+                scheduling = asyncio.create_task(rt.scheduler.run_forever(), name="scheduled-refresh")
+                stack.callback(scheduling.cancel)
             if resumed:
                 log.info("resuming crawl jobs: %s", ", ".join(resumed))
             log.info(

@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from mcp_web_ingest.config.common import split_list
+from mcp_web_ingest.config.common import parse_span, split_list
 
 # List fields are typed `list[str] | str`: the `| str` keeps pydantic-settings from JSON-decoding the variable, so
 # "a.example, 10.0.0.0/8" reaches the splitting validator, which always turns it into a list.
@@ -57,6 +57,17 @@ class CrawlSettings(BaseModel):
             "index_web_page(auth_profile=...) and crawls use them. See docs/formats.md."
         ),
     )
+    refresh_interval: str | None = Field(
+        default=None,
+        description=(
+            "Refresh every indexed source this often by default (30m, 12h, 7d...); off unless set. "
+            "index_web_page / refresh_source set a source's own interval."
+        ),
+        examples=["1d"],
+    )
+    refresh_check_s: float = Field(
+        default=60.0, gt=0, description="How often the server looks for sources due for a scheduled refresh."
+    )
     crawl_concurrency: int = Field(default=4, ge=1, le=64, description="Pages of one job processed at once.")
     crawl_per_host_concurrency: int = Field(default=4, ge=1, le=64, description="Requests in flight per host.")
     crawl_requests_per_second: float = Field(
@@ -65,6 +76,13 @@ class CrawlSettings(BaseModel):
     crawl_max_depth: int = Field(default=20, ge=0, description="Largest max_depth a crawl may ask for.")
     crawl_max_pages: int = Field(default=10000, ge=1, description="Largest max_pages a crawl may ask for.")
     crawl_max_concurrent_jobs: int = Field(default=4, ge=1, description="Crawl jobs running at once per process.")
+
+    @field_validator("refresh_interval")
+    @classmethod
+    def _check_refresh_interval(cls, v: str | None) -> str | None:
+        if v is not None and v.strip() and parse_span(v) is None:
+            raise ValueError("REFRESH_INTERVAL must be a span such as 30m, 12h, 1d or 1w")
+        return v.strip() or None if v is not None else None
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -117,9 +117,11 @@ class CrawlManager:
         return job_id
 
     async def refresh(
-        self, collection: str | None = None, url_prefix: str | None = None, auth_profile: str | None = None
-    ) -> str:
-        """Re-crawl the stored pages of a collection (optionally under a URL prefix) with change detection."""
+        self, collection: str | None = None, url_prefix: str | None = None, auth_profile: str | None = None, *,
+        discover: bool = False,
+    ) -> str:  # fmt: skip
+        """Re-crawl stored pages (of a collection, under a URL prefix) with change detection; ``discover``: follow
+        their links one level, within the prefix's folder, to find pages added since."""
         collection = validate_collection(collection)
         if auth_profile is not None:
             self.auth_profile(auth_profile)
@@ -129,9 +131,8 @@ class CrawlManager:
                 f"Nothing to refresh: collection {collection!r} has no pages"
                 + (f" under {url_prefix}" if url_prefix else "")
             )
-        params = CrawlParams(
-            max_depth=0, max_pages=len(urls), use_sitemap=False, scope="domain", auth_profile=auth_profile
-        )
+        more, scope = (self.settings.crawl_max_pages, "path") if discover else (0, "domain")
+        params = CrawlParams(int(discover), len(urls) + more, scope=scope, use_sitemap=False, auth_profile=auth_profile)
         seeds = [(u, 0, "refresh", None) for u in urls]
         job_id = await self._create(collection, "refresh", url_prefix or urls[0], params, seeds)
         self._launch(job_id)
@@ -386,7 +387,7 @@ class CrawlManager:
             await self.store.catalog.set_links(out.page_id, out.links)
         elif out.unchanged:
             links = await self.store.catalog.get_links(out.page_id)  # a 304 has no body: follow the last links
-        if job.kind != "crawl":
+        if job.kind != "crawl" and p.max_depth == 0:
             return
         candidates = [(out.canonical_url, depth, "canonical")] if out.canonical_url else []
         if depth < p.max_depth:

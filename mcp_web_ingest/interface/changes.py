@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
+from mcp_web_ingest.config.common import parse_span
 from mcp_web_ingest.errors import InvalidInputError
 from mcp_web_ingest.ingest.sanitize import clean_text
 from mcp_web_ingest.interface.schemas import deep_link
 from mcp_web_ingest.storage.records import PageChange, SectionChange
 
 __all__ = ["WhatChangedResult", "parse_since", "what_changed_result"]
-
-_RELATIVE = re.compile(r"^\s*(\d+)\s*(m|min|h|d|w)\s*$", re.I)
-_UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 class SectionChangeOut(BaseModel):
@@ -50,8 +47,8 @@ class WhatChangedResult(BaseModel):
 def parse_since(value: str, now: datetime | None = None) -> datetime:
     """An ISO 8601 date or time (UTC unless it says otherwise), or a span back from now: 90m, 24h, 7d, 2w."""
     now = now or datetime.now(UTC)
-    if match := _RELATIVE.match(value):
-        return now - timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+    if (span := parse_span(value)) is not None:
+        return now - span
     try:
         when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:

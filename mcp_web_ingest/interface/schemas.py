@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_web_ingest.crawl.manager import CrawlStatus
+from mcp_web_ingest.crawl.schedule import Schedule
 from mcp_web_ingest.ingest.sanitize import WEB_SCHEMES, clean_markdown, clean_text, safe_fragment, safe_url
 from mcp_web_ingest.ingest.versions import version_key
 from mcp_web_ingest.models import Hit, Provenance
@@ -87,6 +89,9 @@ class IndexResult(BaseModel):
     message: str = Field(description="One-line summary of what happened and what to do next")
     page: PageResult | None = Field(default=None, description="Set when a single page was indexed")
     job: CrawlJobResult | None = Field(default=None, description="Set for a crawl (max_depth > 0 or max_pages > 1)")
+    refresh_interval_s: float | None = Field(
+        default=None, description="Seconds between the scheduled refreshes of these pages, when they have one"
+    )
 
 
 class LegOut(BaseModel):
@@ -112,6 +117,7 @@ class ProvenanceOut(BaseModel):
     last_modified: str | None = Field(description="The server's Last-Modified header, when it sent one")
     content_hash: str = Field(description="SHA-256 of the page's stored text")
     content_format: str = Field(description="Format the text was read from: html, markdown, pdf...")
+    stale: bool = Field(description="True when not verified within the refresh interval of its source's schedule")
 
 
 class SearchHitOut(BaseModel):
@@ -157,6 +163,16 @@ class HealthResult(BaseModel):
     embedding: dict[str, Any]
 
 
+class RefreshOut(BaseModel):
+    """A scheduled refresh: which pages, how often, when next, and how the last run went."""
+
+    url_prefix: str = Field(description="Pages refreshed: those whose URL starts with this ('' = the collection)")
+    interval_s: float
+    next_run_at: str = Field(description="ISO 8601")
+    last_run_at: str | None = Field(description="When the last scheduled refresh started (ISO 8601)")
+    last_state: str | None = Field(description="The last refresh job's state: running, done, partial, failed...")
+
+
 class SourceOut(BaseModel):
     """Indexed pages of one domain in one collection."""
 
@@ -167,6 +183,7 @@ class SourceOut(BaseModel):
     last_crawled_at: str | None
     last_job_state: str | None
     versions: list[str] = Field(default_factory=list, description="Documentation versions of these pages, newest first")
+    refresh: list[RefreshOut] = Field(default_factory=list, description="Scheduled refreshes covering these pages")
 
 
 class SourcesResult(BaseModel):
@@ -263,6 +280,7 @@ def _provenance_out(p: Provenance) -> ProvenanceOut:
         last_modified=clean_text(p.last_modified) if p.last_modified else None,
         content_hash=p.content_hash,
         content_format=p.content_format,
+        stale=p.stale,
     )
 
 
@@ -290,8 +308,26 @@ def search_result(o: SearchOutcome) -> SearchResult:
     )
 
 
-def sources_result(rows: list[dict[str, Any]]) -> SourcesResult:
-    """Tool output for list_sources."""
+def _refresh_out(s: Schedule) -> RefreshOut:
+    return RefreshOut(
+        url_prefix=s.url_prefix,
+        interval_s=s.interval_s,
+        next_run_at=s.next_run_at.isoformat(),
+        last_run_at=s.last_run_at.isoformat() if s.last_run_at else None,
+        last_state=s.last_state,
+    )
+
+
+def sources_result(rows: list[dict[str, Any]], schedules: list[Schedule]) -> SourcesResult:
+    """Tool output for list_sources: each source with the refresh schedules covering its pages."""
+
+    def covering(r: dict[str, Any]) -> list[RefreshOut]:
+        return [
+            _refresh_out(s)
+            for s in schedules
+            if s.collection == r["collection"] and (not s.url_prefix or urlsplit(s.url_prefix).hostname == r["domain"])
+        ]
+
     return SourcesResult(
         sources=[
             SourceOut(
@@ -299,6 +335,7 @@ def sources_result(rows: list[dict[str, Any]]) -> SourcesResult:
                     **r,
                     "last_crawled_at": r["last_crawled_at"].isoformat() if r["last_crawled_at"] else None,
                     "versions": sorted(r["versions"], key=version_key, reverse=True),
+                    "refresh": covering(r),
                 }
             )
             for r in rows

@@ -16,7 +16,9 @@ from mcp_web_ingest import __version__
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.crawl.jobs import CrawlParams
 from mcp_web_ingest.crawl.manager import CrawlStatus
+from mcp_web_ingest.crawl.schedule import OFF, interval_seconds, source_prefix
 from mcp_web_ingest.errors import InvalidInputError
+from mcp_web_ingest.ingest.urls import normalize_url, split_credentials
 from mcp_web_ingest.ingest.versions import clean_label
 from mcp_web_ingest.interface.auth import guard
 from mcp_web_ingest.interface.reading_tools import register_reading_tools
@@ -143,11 +145,21 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             str | None,
             Field(description="Documentation version these pages belong to (e.g. 5.2); default: read from the URL"),
         ] = None,
+        refresh_interval: Annotated[
+            str | None,
+            Field(
+                description="Refresh these pages by itself this often (30m, 12h, 1d, 1w) or 'off'; "
+                "default: REFRESH_INTERVAL"
+            ),
+        ] = None,
     ) -> IndexResult:
         runtime = runtime_of(ctx)
         _check_wait(wait_seconds)
         auth = runtime.crawler.auth_profile(auth_profile, url) if auth_profile else None
-        if max_depth == 0 and max_pages == 1:
+        if refresh_interval is not None and refresh_interval.strip().lower() not in OFF:
+            interval_seconds(refresh_interval)  # a bad interval fails before anything is fetched
+        single = max_depth == 0 and max_pages == 1
+        if single:
 
             async def progress(done: float, total: float | None, message: str | None) -> None:
                 await ctx.report_progress(done, total, message)
@@ -155,7 +167,8 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             outcome = await runtime.pipeline.index_page(
                 url, collection, progress, force=force, auth=auth, version=version
             )
-            return page_index_result(outcome)
+            every = await runtime.scheduler.apply(outcome.collection, outcome.url, refresh_interval, auth_profile)
+            return page_index_result(outcome).model_copy(update={"refresh_interval_s": every})
         params = CrawlParams(
             max_depth=max_depth,
             max_pages=max_pages,
@@ -169,8 +182,10 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
             version=clean_label(version) if version else None,
         )
         job_id = await runtime.crawler.start(url, params, collection)
+        prefix = source_prefix(normalize_url(split_credentials(url)[0]), scope)
+        every = await runtime.scheduler.apply(validate_collection(collection), prefix, refresh_interval, auth_profile)
         status = await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s))
-        return crawl_index_result(status)
+        return crawl_index_result(status).model_copy(update={"refresh_interval_s": every})
 
     @mcp.tool(
         title="Crawl job status",
@@ -215,7 +230,8 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
     )
     @tool_errors
     async def list_sources(ctx: Context) -> SourcesResult:
-        return sources_result(await runtime_of(ctx).store.catalog.list_sources())
+        runtime = runtime_of(ctx)
+        return sources_result(await runtime.store.catalog.list_sources(), await runtime.scheduler.store.all())
 
     @mcp.tool(
         title="Delete indexed pages",
@@ -258,10 +274,17 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         auth_profile: Annotated[
             str | None, Field(description="Login from AUTH_PROFILES_FILE for private pages (sent where it applies)")
         ] = None,
+        refresh_interval: Annotated[
+            str | None,
+            Field(description="Also refresh these pages by itself this often from now on (30m, 12h, 1d) or 'off'"),
+        ] = None,
     ) -> CrawlJobResult:
         runtime = runtime_of(ctx)
         _check_wait(wait_seconds)
         job_id = await runtime.crawler.refresh(collection, url_prefix, auth_profile)
+        if refresh_interval is not None:
+            name = validate_collection(collection)
+            await runtime.scheduler.apply(name, url_prefix or "", refresh_interval, auth_profile)
         return job_result(await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s)))
 
     @mcp.tool(

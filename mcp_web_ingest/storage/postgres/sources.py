@@ -186,7 +186,7 @@ class SourcesMixin:
         """Delete every page, chunk and collection except 'default' (tests and `db reset`)."""
         async with self.db.pool.connection() as conn, conn.transaction():
             await conn.execute(
-                "TRUNCATE chunk_symbols, chunk_sparse_postings, chunks, pages, page_changes, crawl_urls, crawl_jobs "
-                "RESTART IDENTITY CASCADE"
+                "TRUNCATE chunk_symbols, chunk_sparse_postings, chunks, pages, page_changes, refresh_schedules, "
+                "crawl_urls, crawl_jobs RESTART IDENTITY CASCADE"
             )
             await conn.execute("DELETE FROM collections WHERE name <> 'default'")
