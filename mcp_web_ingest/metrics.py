@@ -57,6 +57,16 @@ class Metrics:
         self.scheduled_refreshes = Counter(
             "web_scheduled_refreshes", "Scheduled refreshes by outcome (started, not_started)", ["outcome"], registry=r
         )
+        self.refresh_schedules = Gauge(
+            "web_refresh_schedules", "Refresh schedules by the state of their last job (none: never run)", ["state"],
+            registry=r,
+        )  # fmt: skip
+        self.refresh_next_run = Gauge(
+            "web_refresh_next_run_timestamp_seconds", "When the earliest scheduled refresh is due", registry=r
+        )
+        self.refresh_last_run = Gauge(
+            "web_refresh_last_run_timestamp_seconds", "When the latest scheduled refresh started", registry=r
+        )
         self.queries = Counter("web_queries", "Searches by mode and outcome", ["mode", "outcome"], registry=r)
         self.embedding_batch_duration = Histogram(
             "web_embedding_batch_duration_seconds",

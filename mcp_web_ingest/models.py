@@ -108,6 +108,7 @@ class Provenance:
     last_modified: str | None  # the server's Last-Modified, when it sent one
     content_hash: str  # the page's content hash
     content_format: str  # html, markdown, pdf...
+    version: str | None = None  # the documentation version the page belongs to
     stale: bool = False  # not verified within the refresh interval of a schedule covering it
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,6 +18,7 @@ from mcp_web_ingest.runtime import Runtime
 from mcp_web_ingest.storage.postgres.sources import collection_id
 
 from .mcp_helpers import call, connect
+from .servers import start_server
 
 
 @pytest.fixture
@@ -72,6 +75,8 @@ async def test_a_scheduled_refresh_runs_by_itself(clean: Runtime, site: str) -> 
             r["url"]: r["provenance"]["stale"]
             for r in (await call(client, "search", query="frobnitz configuration usage", k=10))["results"]
         }
+        await clean.scheduler.observe()
+        metrics = clean.metrics.render().decode()
         off = await call(client, "refresh_source", url_prefix=f"{site}/crawl/", refresh_interval="off", wait_seconds=60)
     assert schedule.last_state in ("done", "partial") and schedule.interval_s == 1.0
     assert new in [p["url"] for p in changes["added"]]  # found through the edited page's new link
@@ -80,6 +85,13 @@ async def test_a_scheduled_refresh_runs_by_itself(clean: Runtime, site: str) -> 
     [refresh] = [r for s in sources for r in s["refresh"]]
     assert refresh["url_prefix"] == f"{site}/crawl/" and refresh["last_state"] in ("done", "partial")
     assert stale[config] is True and stale[usage] is False
+    assert (
+        'web_refresh_schedules{state="done"} 1.0' in metrics or 'web_refresh_schedules{state="partial"} 1.0' in metrics
+    )
+    assert (
+        "web_refresh_next_run_timestamp_seconds" in metrics
+        and 'web_scheduled_refreshes_total{outcome="started"}' in metrics
+    )
     assert off["state"] == "done" and await clean.scheduler.store.all() == []
 
 
@@ -107,3 +119,52 @@ def test_intervals_and_prefixes() -> None:
     assert source_prefix("https://d.example/a/b.html", "path") == "https://d.example/a/"
     assert source_prefix("https://d.example/a/b.html", "domain") == "https://d.example/"
     assert source_prefix("https://d.example/a/b.html") == "https://d.example/a/b.html"
+
+
+async def test_a_restart_mid_refresh_resumes_it_and_runs_it_once(clean: Runtime, site: str, data_dir: Path) -> None:
+    """A server SIGKILLed during a scheduled refresh: the next one resumes that job and starts no second one."""
+    pages = ("index", "install", "usage", "config", "faq", "changelog", "api/index", "api/client")
+    for page in pages:
+        await clean.pipeline.index_page(f"{site}/crawl/{page}.html")
+    clean.scheduler.check_s = 3600  # this test process's own scheduler stays out of the way
+    clean.scheduler.poke()
+    await asyncio.sleep(0.2)
+    prefix = f"{site}/crawl/"
+    # One page a second: the refresh of eight pages is still running when the server is killed.
+    env = {"REFRESH_CHECK_S": "0.2", "CRAWL_REQUESTS_PER_SECOND": "1", "CRAWL_CONCURRENCY": "1"}
+    server = await start_server(data_dir, **env)
+    try:
+        await clean.scheduler.store.set("default", prefix, 3600, None)
+        async with clean.db.pool.connection() as conn:
+            await conn.execute("UPDATE refresh_schedules SET next_run_at = now()")
+        for _ in range(100):
+            [schedule] = await clean.scheduler.store.all()
+            if schedule.last_job_id:
+                break
+            await asyncio.sleep(0.1)
+        assert schedule.last_job_id and schedule.last_state in ("queued", "running")
+        server.proc.send_signal(signal.SIGKILL)
+        await server.proc.wait()
+    finally:
+        if server.proc.returncode is None:
+            server.proc.kill()
+            await server.proc.wait()
+    async with clean.db.pool.connection() as conn:
+        await conn.execute("UPDATE refresh_schedules SET next_run_at = now()")  # due again, as after a long outage
+    server = await start_server(data_dir, **env)
+    old, overlapped, state = schedule.last_job_id, False, None
+    try:
+        for _ in range(300):
+            async with clean.db.pool.connection() as conn:
+                rows = await (
+                    await conn.execute("SELECT id::text, state, finished_at FROM crawl_jobs WHERE kind = 'refresh'")
+                ).fetchall()
+            [(_, state, finished)] = [r for r in rows if r[0] == old]
+            overlapped = overlapped or (finished is None and len(rows) > 1)
+            if finished is not None:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await server.stop()
+    assert state in ("done", "partial")  # the interrupted refresh was resumed and finished
+    assert not overlapped  # due all along, yet no second refresh started while it ran

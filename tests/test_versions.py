@@ -72,12 +72,14 @@ async def test_search_by_version(clean: Runtime, site_url: str) -> None:
             await call(client, "index_web_page", url=url)
         await call(client, "index_web_page", url=nxt, version="3.0rc1")  # given: wins over the URL's "next"
         latest = await urls(client)
+        provenance = (await call(client, "search", query="frobble session"))["results"][0]["provenance"]
         one = await urls(client, version="1")
         ranged = await urls(client, version=">=2,<3")
         everything = await urls(client, version="all")
         missing = await call(client, "search", query="frobble session", version="9.9")
         sources = (await call(client, "list_sources"))["sources"]
         await call(client, "index_web_page", url=nxt)  # unchanged, no version given: the given label stays
+    assert provenance["version"] == "3.0rc1"
     assert latest == [nxt] and one == [v1] and ranged == [v2] and sorted(everything) == sorted([v1, v2, nxt])
     assert not [r for r in missing["results"] if "/versions/" in r["url"]]
     assert any("no pages are labelled version 9.9" in n for n in missing["notes"])

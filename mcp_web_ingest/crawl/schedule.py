@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -169,6 +170,17 @@ class Scheduler:
         """Look for due refreshes now (a schedule was added or changed)."""
         self._wake.set()
 
+    async def observe(self) -> None:
+        """Set the schedule gauges: how many by last outcome, the next run due and the last run started."""
+        schedules = await self.store.all()
+        states = Counter(s.last_state or "none" for s in schedules)
+        for state in {"none", "queued", "running", "done", "partial", "failed", "cancelled", *states}:
+            self.metrics.refresh_schedules.labels(state).set(states.get(state, 0))
+        if schedules:
+            self.metrics.refresh_next_run.set(min(s.next_run_at for s in schedules).timestamp())
+        if runs := [s.last_run_at for s in schedules if s.last_run_at]:
+            self.metrics.refresh_last_run.set(max(runs).timestamp())
+
     async def run_due(self) -> list[str]:
         """Start every due refresh; returns the job ids started."""
         started = []
@@ -193,6 +205,7 @@ class Scheduler:
         while True:
             try:
                 await self.run_due()
+                await self.observe()
             except Exception:  # a database restart must not end scheduling for the server's life
                 log.exception("scheduled refresh round failed")
             with contextlib.suppress(TimeoutError):

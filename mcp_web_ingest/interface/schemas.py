@@ -117,6 +117,7 @@ class ProvenanceOut(BaseModel):
     last_modified: str | None = Field(description="The server's Last-Modified header, when it sent one")
     content_hash: str = Field(description="SHA-256 of the page's stored text")
     content_format: str = Field(description="Format the text was read from: html, markdown, pdf...")
+    version: str | None = Field(default=None, description="The documentation version the page belongs to")
     stale: bool = Field(description="True when not verified within the refresh interval of its source's schedule")
 
 
@@ -280,6 +281,7 @@ def _provenance_out(p: Provenance) -> ProvenanceOut:
         last_modified=clean_text(p.last_modified) if p.last_modified else None,
         content_hash=p.content_hash,
         content_format=p.content_format,
+        version=p.version,
         stale=p.stale,
     )
 

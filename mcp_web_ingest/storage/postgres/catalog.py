@@ -295,9 +295,9 @@ class PostgresCatalog(SourcesMixin):
         async with self.db.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT c.id, c.page_id, p.url, p.title, co.name, c.section_path, c.anchor, c.text, c.content_hash, "
-                "p.indexed_at, p.crawled_at, p.last_modified, p.content_hash, p.content_format, EXISTS (SELECT 1 FROM "
-                "refresh_schedules s WHERE s.collection_id = p.collection_id AND starts_with(p.url, s.url_prefix) "
-                "AND p.crawled_at < now() - make_interval(secs => s.interval_s)) "
+                "p.indexed_at, p.crawled_at, p.last_modified, p.content_hash, p.content_format, p.version, "
+                "EXISTS (SELECT 1 FROM refresh_schedules s WHERE s.collection_id = p.collection_id "
+                "AND starts_with(p.url, s.url_prefix) AND p.crawled_at < now() - make_interval(secs => s.interval_s)) "
                 "FROM chunks c JOIN pages p ON p.id = c.page_id JOIN collections co ON co.id = p.collection_id "
                 "WHERE c.id = ANY(%s)",
                 (list(ids),),
@@ -305,7 +305,7 @@ class PostgresCatalog(SourcesMixin):
             rows = await cur.fetchall()
         return {
             int(r[0]): StoredChunk(
-                int(r[0]), int(r[1]), r[2], r[3], r[4], tuple(r[5] or ()), r[6], r[7], r[8], Provenance(*r[9:15])
+                int(r[0]), int(r[1]), r[2], r[3], r[4], tuple(r[5] or ()), r[6], r[7], r[8], Provenance(*r[9:16])
             )
             for r in rows
         }
