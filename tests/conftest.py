@@ -132,3 +132,19 @@ async def docs_url() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def site(site_url: str, clean: Runtime) -> AsyncIterator[str]:
+    """The test site with its /crawl/ pages and robots.txt in their original state (before and after).
+
+    Tests that change those pages (PUT/DELETE) use this; tests/test_fetch.py has a `site` of its own (a fresh server).
+    """
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s:
+        async with s.put(f"{site_url}/_control/reset"):
+            pass
+        yield site_url
+        async with s.put(f"{site_url}/_control/reset"):
+            pass

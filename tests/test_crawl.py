@@ -21,17 +21,6 @@ pytestmark = pytest.mark.both_backends
 CRAWL = CrawlParams(max_depth=5, max_pages=60)
 
 
-@pytest.fixture
-async def site(site_url: str, clean: Runtime) -> AsyncIterator[str]:
-    """The test site with its /crawl/ pages and robots.txt in their original state (before and after)."""
-    async with aiohttp.ClientSession() as s:
-        async with s.put(f"{site_url}/_control/reset"):
-            pass
-        yield site_url
-        async with s.put(f"{site_url}/_control/reset"):
-            pass
-
-
 async def _crawl(rt: Runtime, url: str, params: CrawlParams = CRAWL, collection: str | None = None) -> CrawlStatus:
     job_id = await rt.crawler.start(url, params, collection)
     return await rt.crawler.wait(job_id, 120)

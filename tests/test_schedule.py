@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,15 +21,10 @@ from .mcp_helpers import call, connect
 from .servers import start_server
 
 
-@pytest.fixture
-async def site(site_url: str, clean: Runtime) -> AsyncIterator[str]:
-    """The /crawl/ pages in their original state, and the scheduler back to its defaults, after the test."""
-    async with aiohttp.ClientSession() as s:
-        async with s.put(f"{site_url}/_control/reset"):
-            pass
-        yield site_url
-        async with s.put(f"{site_url}/_control/reset"):
-            pass
+@pytest.fixture(autouse=True)
+def scheduler_defaults(clean: Runtime) -> Iterator[None]:
+    """The scheduler back to its own check interval after each test."""
+    yield
     clean.scheduler.check_s = clean.settings.refresh_check_s
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -15,17 +14,6 @@ from mcp_web_ingest.runtime import Runtime
 from .mcp_helpers import call, connect
 
 pytestmark = pytest.mark.both_backends
-
-
-@pytest.fixture
-async def site(site_url: str, clean: Runtime) -> AsyncIterator[str]:
-    """The test site with its /crawl/ pages in their original state (before and after)."""
-    async with aiohttp.ClientSession() as s:
-        async with s.put(f"{site_url}/_control/reset"):
-            pass
-        yield site_url
-        async with s.put(f"{site_url}/_control/reset"):
-            pass
 
 
 async def test_refresh_changes_are_listed_with_their_sections(clean: Runtime, site: str) -> None:
