@@ -22,7 +22,15 @@ from mcp_web_ingest.ingest.markdown import clean_heading
 from mcp_web_ingest.ingest.sanitize import clean_markdown, safe_fragment, safe_url
 from mcp_web_ingest.models import ExtractedPage, Section
 
-__all__ = ["MAX_LINE_CHARS", "MarkdownDocument", "extract_markdown", "github_slug", "jupyter_slug", "url_file_title"]
+__all__ = [
+    "MAX_LINE_CHARS",
+    "MarkdownDocument",
+    "check_line_lengths",
+    "extract_markdown",
+    "github_slug",
+    "jupyter_slug",
+    "url_file_title",
+]
 
 MAX_LINE_CHARS = 200_000  # a longer line is generated data (minified, base64), not a document to read
 _PARSER = MarkdownIt("commonmark", {"html": True}).enable("table")
@@ -40,6 +48,16 @@ _INLINE_LINK = re.compile(
 _REFERENCE = re.compile(r"^( {0,3}\[[^\]\n]+\]:\s*)(<[^<>\n]*>|\S+)", re.M)
 _SLUG_DROP = re.compile(r"[^\w\- ]", re.UNICODE)
 _MAX_TITLE = 300
+
+
+def check_line_lengths(text: str, url: str) -> None:
+    """ExtractError for a text with a line over MAX_LINE_CHARS: generated data, not a document to read."""
+    longest = max((len(line) for line in text.split("\n")), default=0)
+    if longest > MAX_LINE_CHARS:
+        raise ExtractError(
+            f"{url} has a line of {longest} characters (limit {MAX_LINE_CHARS}): it is generated data, not a "
+            "document to index"
+        )
 
 
 def github_slug(text: str) -> str:
@@ -83,12 +101,7 @@ class MarkdownDocument:
         self.front_title: str | None = None
         self._used: dict[str, int] = {}
         self.source = self._strip_front_matter(source.replace("\r\n", "\n").replace("\r", "\n"))
-        longest = max((len(line) for line in self.source.split("\n")), default=0)
-        if longest > MAX_LINE_CHARS:
-            raise ExtractError(
-                f"{url} has a line of {longest} characters (limit {MAX_LINE_CHARS}): it is generated data, not a "
-                "document to index"
-            )
+        check_line_lengths(self.source, url)
 
     def _strip_front_matter(self, text: str) -> str:
         match = _FRONT_MATTER.match(text)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from mcp_web_ingest.errors import ExtractError
 from mcp_web_ingest.ingest.formats.html import extract_with_links
-from mcp_web_ingest.ingest.formats.markdown_doc import MAX_LINE_CHARS
+from mcp_web_ingest.ingest.formats.markdown_doc import check_line_lengths
 from mcp_web_ingest.models import ExtractedPage
 
 __all__ = ["extract_rst"]
@@ -272,12 +272,7 @@ def _html(source: str) -> str:
 
 def extract_rst(source: str, url: str) -> tuple[ExtractedPage, tuple[str, ...]]:
     """A reStructuredText document as sections with its links, rendered by docutils and read as HTML."""
-    longest = max((len(line) for line in source.split("\n")), default=0)
-    if longest > MAX_LINE_CHARS:
-        raise ExtractError(
-            f"{url} has a line of {longest} characters (limit {MAX_LINE_CHARS}): it is generated data, not a "
-            "document to index"
-        )
+    check_line_lengths(source, url)
     try:
         html = _html(source)
     except Exception as exc:  # docutils raises its own errors (and others) on sources it cannot read

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from mcp_web_ingest.errors import ExtractError
-from mcp_web_ingest.ingest.formats.markdown_doc import MAX_LINE_CHARS, extract_markdown, url_file_title
+from mcp_web_ingest.ingest.formats.markdown_doc import check_line_lengths, extract_markdown, url_file_title
 from mcp_web_ingest.ingest.markdown import clean_heading
 from mcp_web_ingest.ingest.sanitize import clean_markdown
 from mcp_web_ingest.models import ExtractedPage, Section
@@ -26,13 +26,9 @@ def extract_text(text: str, url: str) -> tuple[ExtractedPage, list[str]]:
     """A text document as sections (Markdown structure when it has some), with its links."""
     if looks_like_markdown(text):
         return extract_markdown(text, url)
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    longest = max((len(line) for line in lines), default=0)
-    if longest > MAX_LINE_CHARS:
-        raise ExtractError(
-            f"{url} has a line of {longest} characters (limit {MAX_LINE_CHARS}): it is generated data, not a "
-            "document to index"
-        )
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    check_line_lengths(text, url)
+    lines = text.split("\n")
     body = "\n".join(line.rstrip() for line in lines).strip("\n")
     markdown = clean_markdown(re.sub(r"\n{3,}", "\n\n", body))
     if not markdown.strip():
