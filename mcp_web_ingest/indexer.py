@@ -13,7 +13,7 @@ from typing import Any
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.encoders.dense import Embedder
 from mcp_web_ingest.encoders.splade import SparseEncoder
-from mcp_web_ingest.errors import ExtractError, FetchError, InvalidInputError, ServiceError, WebIngestError
+from mcp_web_ingest.errors import ExtractError, FetchError, ServiceError, WebIngestError
 from mcp_web_ingest.ingest.auth_profiles import RequestAuth
 from mcp_web_ingest.ingest.extract_worker import extract_document_isolated
 from mcp_web_ingest.ingest.fetch import Fetcher
@@ -91,9 +91,8 @@ class Indexer:
         url, in_url = split_credentials(validate_url(url))
         url = normalize_url(url)
         auth = RequestAuth.for_url(url, in_url) if in_url is not None else auth
-        if auth is not None and not auth.applies_to(url):
-            hosts = ", ".join(auth.hosts)
-            raise InvalidInputError(f"Auth profile {auth.name!r} is for {hosts}, not for {url}; choose another profile")
+        if auth is not None:
+            auth.require_for(url)
         label = (clean_label(version), "given") if version else (detect_version(url), "url")
         watch = Stopwatch()
         started = time.perf_counter()

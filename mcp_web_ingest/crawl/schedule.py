@@ -27,7 +27,7 @@ from mcp_web_ingest.storage.postgres.sources import collection_id
 if TYPE_CHECKING:
     from mcp_web_ingest.crawl.manager import CrawlManager
 
-__all__ = ["Schedule", "ScheduleStore", "Scheduler", "interval_seconds", "source_prefix"]
+__all__ = ["Schedule", "ScheduleStore", "Scheduler", "interval_seconds", "parse_refresh_interval", "source_prefix"]
 
 log = logging.getLogger(__name__)
 JITTER = 0.1
@@ -60,26 +60,25 @@ class ScheduleStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def set(self, collection: str, url_prefix: str, interval_s: float, auth_profile: str | None) -> None:
-        """Refresh ``url_prefix`` of ``collection`` every ``interval_s`` seconds from now on."""
-        async with self.db.pool.connection() as conn:
-            key = await collection_id(conn, collection)
-            await conn.execute(
-                "INSERT INTO refresh_schedules (collection_id, url_prefix, interval_s, auth_profile, next_run_at) "
-                "VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s)) ON CONFLICT (collection_id, url_prefix) "
-                "DO UPDATE SET interval_s = EXCLUDED.interval_s, auth_profile = EXCLUDED.auth_profile, "
-                "next_run_at = EXCLUDED.next_run_at",
-                (key, url_prefix, interval_s, auth_profile, interval_s),
-            )
+    async def set(
+        self, collection: str, url_prefix: str, interval_s: float, auth_profile: str | None, *, keep: bool = False
+    ) -> None:
+        """Refresh ``url_prefix`` of ``collection`` every ``interval_s`` seconds from now on.
 
-    async def set_default(self, collection: str, url_prefix: str, interval_s: float, auth_profile: str | None) -> None:
-        """Like set, unless the source already has a schedule (its own interval wins over the default)."""
+        keep: leave a schedule the source already has as it is (a source's own interval wins over the default).
+        """
+        on_conflict = (
+            "DO NOTHING"
+            if keep
+            else "DO UPDATE SET interval_s = EXCLUDED.interval_s, auth_profile = EXCLUDED.auth_profile, "
+            "next_run_at = EXCLUDED.next_run_at"
+        )
         async with self.db.pool.connection() as conn:
             key = await collection_id(conn, collection)
             await conn.execute(
                 "INSERT INTO refresh_schedules (collection_id, url_prefix, interval_s, auth_profile, next_run_at) "
                 "VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s)) "
-                "ON CONFLICT (collection_id, url_prefix) DO NOTHING",
+                f"ON CONFLICT (collection_id, url_prefix) {on_conflict}",
                 (key, url_prefix, interval_s, auth_profile, interval_s),
             )
 
@@ -152,15 +151,15 @@ class Scheduler:
 
         Returns the interval in seconds now in force for the source from this call, None when none.
         """
-        if interval is not None and interval.strip().lower() in OFF:
-            await self.store.remove(collection, url_prefix)
-            return None
         if interval is not None:
-            seconds = interval_seconds(interval)
+            seconds = parse_refresh_interval(interval)
+            if seconds is None:
+                await self.store.remove(collection, url_prefix)
+                return None
             await self.store.set(collection, url_prefix, seconds, auth_profile)
         elif self.default_s is not None:
             seconds = self.default_s
-            await self.store.set_default(collection, url_prefix, seconds, auth_profile)
+            await self.store.set(collection, url_prefix, seconds, auth_profile, keep=True)
         else:
             return None
         self.poke()
@@ -224,6 +223,11 @@ def source_prefix(url: str, scope: str = "page") -> str:
     if scope == "path":
         return url[: url.rfind("/") + 1] if parts.path else url + "/"
     return f"{parts.scheme}://{parts.netloc}/"
+
+
+def parse_refresh_interval(text: str) -> float | None:
+    """A refresh_interval argument in seconds, or None for 'off' (also never, none, 0); InvalidInputError if bad."""
+    return None if text.strip().lower() in OFF else interval_seconds(text)
 
 
 def interval_seconds(text: str) -> float:

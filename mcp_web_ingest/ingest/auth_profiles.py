@@ -63,6 +63,12 @@ class RequestAuth:
         host = (urlsplit(url).hostname or "").lower()
         return any(host == h or (h.startswith("*.") and host.endswith(h[1:])) for h in self.hosts)
 
+    def require_for(self, url: str) -> None:
+        """InvalidInputError unless these credentials may go to ``url`` (the message names the profile's hosts)."""
+        if not self.applies_to(url):
+            hosts = ", ".join(self.hosts)
+            raise InvalidInputError(f"Auth profile {self.name!r} is for {hosts}, not for {url}; choose another profile")
+
     def headers_for(self, url: str) -> dict[str, str]:
         """The headers to add to a request to ``url`` (none when the profile does not apply there)."""
         if not self.applies_to(url):
@@ -183,7 +189,6 @@ def choose_profile(profiles: dict[str, RequestAuth], name: str, url: str | None 
     if profile is None:
         known = ", ".join(sorted(profiles)) or "none (the server has no AUTH_PROFILES_FILE)"
         raise InvalidInputError(f"Unknown auth profile {name!r}; configured profiles: {known}")
-    if url is not None and not profile.applies_to(url):
-        hosts = ", ".join(profile.hosts)
-        raise InvalidInputError(f"Auth profile {name!r} is for {hosts}, not for {url}; choose another profile")
+    if url is not None:
+        profile.require_for(url)
     return profile

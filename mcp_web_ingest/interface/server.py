@@ -16,7 +16,7 @@ from mcp_web_ingest import __version__
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.crawl.jobs import CrawlParams
 from mcp_web_ingest.crawl.manager import CrawlStatus
-from mcp_web_ingest.crawl.schedule import OFF, interval_seconds, source_prefix
+from mcp_web_ingest.crawl.schedule import parse_refresh_interval, source_prefix
 from mcp_web_ingest.errors import InvalidInputError
 from mcp_web_ingest.ingest.urls import normalize_url, split_credentials
 from mcp_web_ingest.ingest.versions import clean_label
@@ -156,8 +156,8 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         runtime = runtime_of(ctx)
         _check_wait(wait_seconds)
         auth = runtime.crawler.auth_profile(auth_profile, url) if auth_profile else None
-        if refresh_interval is not None and refresh_interval.strip().lower() not in OFF:
-            interval_seconds(refresh_interval)  # a bad interval fails before anything is fetched
+        if refresh_interval is not None:
+            parse_refresh_interval(refresh_interval)  # a bad interval fails before anything is fetched
         single = max_depth == 0 and max_pages == 1
         if single:
 
