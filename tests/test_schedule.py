@@ -28,6 +28,13 @@ def scheduler_defaults(clean: Runtime) -> Iterator[None]:
     clean.scheduler.check_s = clean.settings.refresh_check_s
 
 
+async def _quiet_scheduler(rt: Runtime) -> None:
+    """Keep this test process's own scheduler from claiming what the test claims (it wakes once, then sleeps)."""
+    rt.scheduler.check_s = 3600
+    rt.scheduler.poke()
+    await asyncio.sleep(0.2)
+
+
 async def _scheduled_run_after(rt: Runtime, when: datetime, timeout_s: float = 90) -> Schedule:
     """The schedule once a refresh it started after ``when`` has finished."""
     deadline = asyncio.get_running_loop().time() + timeout_s
@@ -92,6 +99,7 @@ async def test_a_scheduled_refresh_runs_by_itself(clean: Runtime, site: str) -> 
 
 async def test_a_source_is_never_refreshed_twice_at_once(clean: Runtime, site: str) -> None:
     store = clean.scheduler.store
+    await _quiet_scheduler(clean)
     await clean.pipeline.index_page(f"{site}/crawl/usage.html")
     await store.set("default", f"{site}/crawl/", 3600, None)
     async with clean.db.pool.connection() as conn:
@@ -121,9 +129,7 @@ async def test_a_restart_mid_refresh_resumes_it_and_runs_it_once(clean: Runtime,
     pages = ("index", "install", "usage", "config", "faq", "changelog", "api/index", "api/client")
     for page in pages:
         await clean.pipeline.index_page(f"{site}/crawl/{page}.html")
-    clean.scheduler.check_s = 3600  # this test process's own scheduler stays out of the way
-    clean.scheduler.poke()
-    await asyncio.sleep(0.2)
+    await _quiet_scheduler(clean)
     prefix = f"{site}/crawl/"
     # One page a second: the refresh of eight pages is still running when the server is killed.
     env = {"REFRESH_CHECK_S": "0.2", "CRAWL_REQUESTS_PER_SECOND": "1", "CRAWL_CONCURRENCY": "1"}
