@@ -26,9 +26,10 @@ from mcp_web_ingest.legacy import LEGACY
 from mcp_web_ingest.metrics import Metrics
 from mcp_web_ingest.pipeline import UNIFIED, Pipeline, PolicyPipeline
 from mcp_web_ingest.storage.db import Database, redact_conninfo
-from mcp_web_ingest.storage.interfaces import Store
+from mcp_web_ingest.storage.interfaces import Directory, Store
 from mcp_web_ingest.storage.migrate import migrate_up
 from mcp_web_ingest.storage.postgres.catalog import PostgresCatalog
+from mcp_web_ingest.storage.postgres.directory import PostgresDirectory
 from mcp_web_ingest.storage.postgres.index import PgVectorIndex
 from mcp_web_ingest.storage.store import IndexedStore
 
@@ -158,6 +159,7 @@ class Runtime:
         self.metrics = Metrics()
         self.db = Database(settings)
         self.store = make_store(settings, self.db)
+        self.directory: Directory = PostgresDirectory(self.db)  # pages live in PostgreSQL with either vector store
         self.embedder: Embedder = make_embedder(settings, self.metrics.embedding_batch_duration.observe)
         self.fetcher = make_fetcher(settings, self.metrics)
         self.sparse = make_sparse(settings, self.metrics)

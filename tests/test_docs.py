@@ -9,18 +9,21 @@ import pytest
 
 from mcp_web_ingest.config import CONCERNS, Settings
 from tools import gen_env_example
-from tools.gen_tools_doc import OUTPUT, render, tool_dicts, type_of
+from tools.gen_tools_doc import OUTPUT, render, surface, type_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_tools_doc_is_current() -> None:
-    tools = await tool_dicts()
-    expected = render(tools)
+    found = await surface()
+    expected = render(found)
     current = OUTPUT.read_text() if OUTPUT.exists() else ""
     assert current == expected, "docs/tools.md is stale: run `make docs`"
-    for tool in tools:
-        assert f"## `{tool['name']}`" in current
+    for item in (*found["tools"], *found["prompts"]):
+        assert f"## `{item['name']}`" in current
+    for template in found["templates"]:
+        assert f"| `{template['uri_template']}` |" in current
+    assert {p["name"] for p in found["prompts"]} == {"answer_from_docs", "index_docs_site", "whats_new"}
 
 
 def test_type_rendering() -> None:

@@ -262,6 +262,7 @@ class CrawlManager:
         )
         self.metrics.crawl_jobs_running.inc()
         self._runs[job_id] = run
+        log.info("crawl %s started: %s %s in collection %s", job_id, job.kind, job.start_url, job.collection)
         beat = asyncio.create_task(self._heartbeat(run))
         try:
             if job.kind == "crawl" and p.use_sitemap and p.max_pages > 1:
@@ -353,8 +354,8 @@ class CrawlManager:
         except (UnsupportedContentError, ExtractError) as exc:
             await record(job.id, url, "skipped", reason=str(exc))
             return
-        except BlockedAddressError as exc:
-            # The SSRF guard refused the host or a redirect hop: the URL's fault, not a bug (no traceback).
+        except BlockedAddressError as exc:  # the SSRF guard refused the host or a redirect hop: no traceback
+            log.warning("crawl %s: refused %s: %s", job.id, url, exc)
             await record(job.id, url, "failed", reason=f"blocked address: {exc}")
             return
         except FetchError as exc:
@@ -365,6 +366,7 @@ class CrawlManager:
                 return
             if exc.status == 429:
                 self.limiter.pause(url, 30.0)
+            log.warning("crawl %s: %s failed: %s", job.id, url, exc)
             await record(job.id, url, "failed", reason=str(exc))
             return
         except VectorStoreError as exc:

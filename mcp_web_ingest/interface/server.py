@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
@@ -21,7 +22,11 @@ from mcp_web_ingest.errors import InvalidInputError
 from mcp_web_ingest.ingest.urls import normalize_url, split_credentials
 from mcp_web_ingest.ingest.versions import clean_label
 from mcp_web_ingest.interface.auth import guard
+from mcp_web_ingest.interface.completions import register_completions
+from mcp_web_ingest.interface.mcp_logging import register_logging
+from mcp_web_ingest.interface.prompts import register_prompts
 from mcp_web_ingest.interface.reading_tools import register_reading_tools
+from mcp_web_ingest.interface.resources import register_resources
 from mcp_web_ingest.interface.schemas import (
     READ_ONLY,
     CrawlJobResult,
@@ -82,6 +87,7 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level.upper(),  # type: ignore[arg-type]
+        subscriptions=(bus := InMemorySubscriptionBus()),
     )
 
     def runtime_of(ctx: Context) -> Runtime:
@@ -344,6 +350,10 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
         return search_result(await runtime.pipeline.search(request))
 
     register_reading_tools(mcp, runtime_of)
+    register_resources(mcp, runtime_of, bus)
+    register_prompts(mcp)
+    register_completions(mcp)
+    register_logging(mcp)
 
     @mcp.tool(
         title="Server health",

@@ -15,16 +15,20 @@ import numpy as np
 
 from mcp_web_ingest.models import Chunk, SparseVec, Symbol
 from mcp_web_ingest.storage.records import (
+    ChangeEvent,
     ChunkEntry,
     ChunkPage,
+    CollectionListing,
     Deleted,
     PageChange,
+    PageListing,
     PageRecord,
     RepairReport,
     SearchFilter,
     StoredChunk,
     StoredDocument,
     StoredPage,
+    Suggestions,
     WrittenPage,
 )
 
@@ -190,6 +194,50 @@ class Catalog(Protocol):
 
     async def set_vectors(self, ids: Sequence[int], vectors: Sequence[np.ndarray]) -> None:
         """Store dense vectors for existing chunks."""
+        ...
+
+
+class Directory(Protocol):
+    """What the protocol's resources and completions browse: listings in id order, the change log, suggestions."""
+
+    async def collections_after(self, after_id: int, limit: int) -> list[CollectionListing]:
+        """Collections with an id above ``after_id``, in id order, with their page counts."""
+        ...
+
+    async def pages_after(self, after_id: int, limit: int, collection: str | None = None) -> list[PageListing]:
+        """Pages with an id above ``after_id`` (of one collection, or all), in id order."""
+        ...
+
+    async def collection_exists(self, name: str) -> bool:
+        """Whether a collection of this name exists."""
+        ...
+
+    async def last_change_id(self) -> int:
+        """The newest change log id (0 when the log is empty)."""
+        ...
+
+    async def changes_after(self, after_id: int, limit: int) -> list[ChangeEvent]:
+        """Change log rows with an id above ``after_id``, oldest first."""
+        ...
+
+    async def suggest_collections(self, prefix: str, limit: int) -> Suggestions:
+        """Collection names starting with ``prefix``."""
+        ...
+
+    async def suggest_versions(self, prefix: str, collection: str | None, limit: int) -> Suggestions:
+        """Documentation version labels starting with ``prefix``."""
+        ...
+
+    async def suggest_urls(self, prefix: str, collection: str | None, limit: int) -> Suggestions:
+        """Indexed page URLs starting with ``prefix``."""
+        ...
+
+    async def suggest_url_prefixes(self, prefix: str, collection: str | None, limit: int) -> Suggestions:
+        """Prefixes of indexed URLs one step (site, folder or page) longer than ``prefix``."""
+        ...
+
+    async def suggest_job_ids(self, prefix: str, limit: int) -> Suggestions:
+        """Crawl job ids starting with ``prefix``, newest first."""
         ...
 
 

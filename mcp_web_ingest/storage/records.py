@@ -268,3 +268,42 @@ def translate_errors(cls: type) -> type:
 
         setattr(cls, name, wrapper)
     return cls
+
+
+@dataclass(frozen=True)
+class PageListing:
+    """One stored page as a directory lists it (no text)."""
+
+    page_id: int
+    collection: str
+    url: str
+    title: str
+    indexed_at: datetime
+
+
+@dataclass(frozen=True)
+class CollectionListing:
+    """One collection with its number of pages."""
+
+    collection_id: int
+    name: str
+    pages: int
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One row of the page change log, by its increasing id (what a watcher polls)."""
+
+    id: int
+    collection: str
+    url: str
+    change: str  # added, changed, removed
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    """Values for a completion, at most the limit asked; total when counted exactly."""
+
+    values: tuple[str, ...]
+    total: int | None
+    has_more: bool
