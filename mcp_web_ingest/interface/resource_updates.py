@@ -62,15 +62,17 @@ class ChangeWatcher:
         self.listen_streams = 0
         self._subscribers: set[_Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
+        self._starting = asyncio.Lock()  # two first subscribers at once must not start two pollers
 
     def _wanted(self) -> bool:
         return self.listen_streams > 0 or any(s.uris for s in self._subscribers)
 
     async def ensure_running(self, directory: Directory) -> None:
         """Start polling from the log's current end (read before returning, so no later change is missed)."""
-        if self._task is None or self._task.done():
-            last = await directory.last_change_id()
-            self._task = asyncio.create_task(self._run(directory, last), name="resource-change-watcher")
+        async with self._starting:
+            if self._task is None or self._task.done():
+                last = await directory.last_change_id()
+                self._task = asyncio.create_task(self._run(directory, last), name="resource-change-watcher")
 
     def add(self, subscriber: _Subscriber) -> None:
         """Watch for a connection's subscriptions."""
@@ -81,13 +83,17 @@ class ChangeWatcher:
         self._subscribers.discard(subscriber)
 
     async def _run(self, directory: Directory, last: int) -> None:
+        failing = False
         while self._wanted():
             await asyncio.sleep(self.poll_s)
             try:
                 events = await directory.changes_after(last, 1000)
             except WebIngestError as exc:
-                log.warning("resource updates postponed: %s", exc)
+                if not failing:  # once per outage, not once a second
+                    log.warning("resource updates postponed until the database answers: %s", exc)
+                failing = True
                 continue
+            failing = False
             if events:
                 last = events[-1].id
                 await self.deliver(events)
