@@ -156,6 +156,13 @@ class JobStore:
             await cur.execute(_JOB_SELECT + " WHERE j.state IN ('queued', 'running') ORDER BY j.created_at")
             return [_job(r) for r in await cur.fetchall()]
 
+    async def recent(self, limit: int = 20) -> list[JobRow]:
+        """The newest jobs, newest first."""
+        async with self.db.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(_JOB_SELECT + " ORDER BY j.created_at DESC LIMIT %s", (limit,))
+            return [_job(r) for r in await cur.fetchall()]
+
     async def claim(self, job_id: str, pid: int, dead_pids: Sequence[int], stale_s: float) -> bool:
         """Take ownership of a job not owned by a live runner; atomic, so two servers never run one job."""
         async with self.db.pool.connection() as conn:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_web_ingest.config import Settings
@@ -19,6 +22,36 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 # Paths load balancers and container health checks call without credentials; they reveal no secrets.
 OPEN_PATHS = ("/health",)
 ANY_HOST = "*"
+# The dashboard: a browser cannot send a bearer header when it follows a link, so /ui takes a session cookie made
+# from the token at /ui/login. Its style sheet and script hold nothing secret.
+UI_PREFIX = "/ui"
+UI_OPEN_PATHS = ("/ui/login",)
+UI_OPEN_PREFIX = "/ui/static/"
+UI_COOKIE = "webingest_ui"
+UI_SESSION_S = 12 * 3600
+
+
+def ui_session_value(token: str, now: float | None = None) -> str:
+    """A dashboard session cookie value: its expiry and an HMAC of it keyed by the token (a new token ends it)."""
+    expires = int(now if now is not None else time.time()) + UI_SESSION_S
+    return f"{expires}.{_ui_mac(token, expires)}"
+
+
+def ui_session_valid(token: str, value: str | None, now: float | None = None) -> bool:
+    """True for an unexpired cookie value made by ui_session_value with this token."""
+    expires, _, mac = (value or "").partition(".")
+    if not expires.isdigit() or int(expires) < (now if now is not None else time.time()):
+        return False
+    return hmac.compare_digest(mac, _ui_mac(token, int(expires)))
+
+
+def _ui_mac(token: str, expires: int) -> str:
+    return hmac.new(token.encode(), f"ui-session|{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def is_ui_path(path: str) -> bool:
+    """True for the dashboard's paths."""
+    return path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
 
 
 def is_loopback(host: str) -> bool:
@@ -178,22 +211,39 @@ class HostGuardMiddleware:
 
 
 class BearerAuthMiddleware:
-    """Rejects HTTP requests without `Authorization: Bearer <MCP_AUTH_TOKEN>` (constant-time comparison)."""
+    """Rejects HTTP requests without `Authorization: Bearer <MCP_AUTH_TOKEN>` (constant-time comparison); the
+    dashboard's paths also take its session cookie, and send a browser without one to the login page."""
 
     def __init__(self, app: ASGIApp, token: str, protect_metrics: bool) -> None:
         self.app = app
+        self.token = token
         self.expected = f"Bearer {token}".encode()
-        self.open_paths = OPEN_PATHS if protect_metrics else (*OPEN_PATHS, "/metrics")
+        self.open_paths = (
+            (*OPEN_PATHS, *UI_OPEN_PATHS) if protect_metrics else (*OPEN_PATHS, *UI_OPEN_PATHS, "/metrics")
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass authorised requests (and the open paths) through; answer 401 otherwise."""
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in self.open_paths or path.startswith(UI_OPEN_PREFIX):
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if hmac.compare_digest(given, self.expected):
+        headers = dict(scope["headers"])
+        if hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
             await self.app(scope, receive, send)
             return
+        if is_ui_path(path):
+            cookies = cookie_parser(headers.get(b"cookie", b"").decode("latin-1"))
+            if ui_session_valid(self.token, cookies.get(UI_COOKIE)):
+                await self.app(scope, receive, send)
+                return
+            if scope["method"] == "GET" and not path.startswith(UI_PREFIX + "/api/"):
+                query = scope.get("query_string", b"").decode("latin-1")
+                target = quote(path + (f"?{query}" if query else ""), safe="")
+                location = f"{UI_PREFIX}/login?next={target}".encode()
+                await send({"type": "http.response.start", "status": 303, "headers": [(b"location", location)]})
+                await send({"type": "http.response.body", "body": b""})
+                return
         challenge = ((b"www-authenticate", b'Bearer realm="mcp-web-ingest"'),)
         await _refuse(send, 401, "unauthorized", "send Authorization: Bearer <MCP_AUTH_TOKEN>", challenge)
 

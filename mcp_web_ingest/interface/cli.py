@@ -69,7 +69,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     port = args.port or settings.mcp_port
     check_bind(settings, host, args.insecure_no_auth)
     settings = settings.model_copy(update={"mcp_host": host, "mcp_port": port})
-    print(f"mcp-web-ingest {__version__} serving http://{host}:{port}/mcp (SSE at /sse)", file=sys.stderr)
+    base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    print(f"mcp-web-ingest {__version__} serving {base}/mcp (SSE at /sse)", file=sys.stderr)
+    print(f"dashboard: {base}/ui", file=sys.stderr)
     uvicorn.run(create_http_app(settings), host=host, port=port, log_level=settings.log_level.lower())
     return 0
 

@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route
 
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.interface.auth import guard_layers
+from mcp_web_ingest.interface.dashboard import dashboard_routes
 from mcp_web_ingest.interface.server import create_server, serving_holder
 from mcp_web_ingest.interface.sessions import SessionLimitMiddleware
 
@@ -21,7 +22,8 @@ __all__ = ["create_http_app"]
 
 
 def create_http_app(settings: Settings) -> Starlette:
-    """One ASGI app: streamable HTTP at /mcp, legacy SSE at /sse + /messages/, GET /health and GET /metrics."""
+    """One ASGI app: streamable HTTP at /mcp, legacy SSE at /sse + /messages/, GET /health, GET /metrics and the
+    dashboard at /ui."""
     holder = serving_holder(settings)
     mcp = create_server(settings, holder)
 
@@ -56,6 +58,7 @@ def create_http_app(settings: Settings) -> Starlette:
             isinstance(route, Mount) and route.path == "/messages"
         ):
             app.router.routes.append(route)
+    app.router.routes.extend(dashboard_routes(holder, settings))
 
     session_lifespan = app.router.lifespan_context
 

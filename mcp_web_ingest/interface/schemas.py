@@ -147,6 +147,10 @@ class SearchResult(BaseModel):
     mode: str
     legs_used: list[str]
     took_ms: float
+    timings_ms: dict[str, float] = Field(
+        default_factory=dict,
+        description="Milliseconds per step: each leg (query encoding included), symbol, fusion, rerank, results",
+    )
     truncated: bool = Field(description="True when result texts were trimmed to fit max_chars")
     reranked: bool = Field(default=False, description="True when a cross-encoder reordered the fused candidates")
     notes: list[str] = Field(default_factory=list, description="Caveats about how this search was served")
@@ -179,9 +183,13 @@ class SourceOut(BaseModel):
 
     collection: str
     domain: str
+    site: str = Field(description="scheme://host[:port] of these pages; a url_prefix for refresh_source or search")
     pages: int
     chunks: int
     last_crawled_at: str | None
+    oldest_verified_at: str | None = Field(
+        default=None, description="When the least recently fetched or confirmed page of these was (ISO 8601)"
+    )
     last_job_state: str | None
     versions: list[str] = Field(default_factory=list, description="Documentation versions of these pages, newest first")
     refresh: list[RefreshOut] = Field(default_factory=list, description="Scheduled refreshes covering these pages")
@@ -303,6 +311,7 @@ def search_result(o: SearchOutcome) -> SearchResult:
         mode=o.mode,
         legs_used=list(o.legs_used),
         took_ms=o.took_ms,
+        timings_ms=dict(o.timings_ms),
         truncated=o.truncated,
         reranked=o.reranked,
         notes=list(o.notes),
@@ -336,6 +345,7 @@ def sources_result(rows: list[dict[str, Any]], schedules: list[Schedule]) -> Sou
                 **{
                     **r,
                     "last_crawled_at": r["last_crawled_at"].isoformat() if r["last_crawled_at"] else None,
+                    "oldest_verified_at": r["oldest_verified_at"].isoformat() if r["oldest_verified_at"] else None,
                     "versions": sorted(r["versions"], key=version_key, reverse=True),
                     "refresh": covering(r),
                 }

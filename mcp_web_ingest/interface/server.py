@@ -15,14 +15,11 @@ from pydantic import Field
 
 from mcp_web_ingest import __version__
 from mcp_web_ingest.config import Settings
-from mcp_web_ingest.crawl.jobs import CrawlParams
 from mcp_web_ingest.crawl.manager import CrawlStatus
-from mcp_web_ingest.crawl.schedule import parse_refresh_interval, source_prefix
 from mcp_web_ingest.errors import InvalidInputError
-from mcp_web_ingest.ingest.urls import normalize_url, split_credentials
-from mcp_web_ingest.ingest.versions import clean_label
 from mcp_web_ingest.interface.auth import guard
 from mcp_web_ingest.interface.completions import register_completions
+from mcp_web_ingest.interface.indexing import IndexOrder, index_one, start_crawl
 from mcp_web_ingest.interface.mcp_logging import register_logging
 from mcp_web_ingest.interface.prompts import register_prompts
 from mcp_web_ingest.interface.reading_tools import register_reading_tools
@@ -37,7 +34,6 @@ from mcp_web_ingest.interface.schemas import (
     SourcesResult,
     crawl_index_result,
     job_result,
-    page_index_result,
     search_result,
     sources_result,
 )
@@ -161,37 +157,19 @@ def create_server(settings: Settings, holder: RuntimeHolder | None = None) -> MC
     ) -> IndexResult:
         runtime = runtime_of(ctx)
         _check_wait(wait_seconds)
-        auth = runtime.crawler.auth_profile(auth_profile, url) if auth_profile else None
-        if refresh_interval is not None:
-            parse_refresh_interval(refresh_interval)  # a bad interval fails before anything is fetched
-        single = max_depth == 0 and max_pages == 1
-        if single:
+        order = IndexOrder(
+            url, max_depth, max_pages, tuple(include or ()), tuple(exclude or ()), scope, use_sitemap,
+            respect_robots, force, collection, auth_profile, version, refresh_interval,
+        )  # fmt: skip
+        if order.single:
 
             async def progress(done: float, total: float | None, message: str | None) -> None:
                 await ctx.report_progress(done, total, message)
 
-            outcome = await runtime.pipeline.index_page(
-                url, collection, progress, force=force, auth=auth, version=version
-            )
-            every = await runtime.scheduler.apply(outcome.collection, outcome.url, refresh_interval, auth_profile)
-            return page_index_result(outcome).model_copy(update={"refresh_interval_s": every})
-        params = CrawlParams(
-            max_depth=max_depth,
-            max_pages=max_pages,
-            include=tuple(include or ()),
-            exclude=tuple(exclude or ()),
-            scope=scope,
-            use_sitemap=use_sitemap,
-            respect_robots=respect_robots,
-            force=force,
-            auth_profile=auth_profile,
-            version=clean_label(version) if version else None,
-        )
-        job_id = await runtime.crawler.start(url, params, collection)
-        prefix = source_prefix(normalize_url(split_credentials(url)[0]), scope)
-        every = await runtime.scheduler.apply(validate_collection(collection), prefix, refresh_interval, auth_profile)
-        status = await runtime.crawler.wait(job_id, wait_seconds, lambda s: report(ctx, s))
-        return crawl_index_result(status).model_copy(update={"refresh_interval_s": every})
+            return await index_one(runtime, order, progress)
+        started = await start_crawl(runtime, order)
+        status = await runtime.crawler.wait(started.job_id, wait_seconds, lambda s: report(ctx, s))
+        return crawl_index_result(status).model_copy(update={"refresh_interval_s": started.refresh_interval_s})
 
     @mcp.tool(
         title="Crawl job status",

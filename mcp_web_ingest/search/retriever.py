@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from mcp_web_ingest.config import Settings
 from mcp_web_ingest.encoders.dense import Embedder
@@ -27,6 +29,8 @@ MIN_SNIPPET_CHARS = 200
 CODE_PAGE_SHARE = 0.8  # a page with more of its text in code blocks is a source listing (SEARCH_CODE_PAGE_PENALTY)
 MAX_ALSO_MATCHED = 5  # other sections of a page named on its first result
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class SearchOutcome:
@@ -40,6 +44,7 @@ class SearchOutcome:
     truncated: bool = False
     notes: tuple[str, ...] = ()
     reranked: bool = False
+    timings_ms: dict[str, float] = field(default_factory=dict)  # per leg (query encoding included), fusion, rerank
 
 
 class Retriever:
@@ -103,7 +108,7 @@ class Retriever:
         }
 
     async def _legs(
-        self, query: str, n: int, where: SearchFilter, mode: SearchMode, notes: list[str]
+        self, query: str, n: int, where: SearchFilter, mode: SearchMode, notes: list[str], timings: dict[str, float]
     ) -> dict[str, list[tuple[int, float]]]:
         wanted = {
             "dense": mode in ("hybrid", "dense"),
@@ -112,7 +117,9 @@ class Retriever:
         }
         calls = {"dense": self._dense, "lexical": self.store.index.lexical_candidates, "sparse": self._sparse}
         names = [name for name, on in wanted.items() if on]
-        results = await asyncio.gather(*(calls[name](query, n, where) for name in names), return_exceptions=True)
+        results = await asyncio.gather(
+            *(_timed(calls[name](query, n, where), name, timings) for name in names), return_exceptions=True
+        )
         legs: dict[str, list[tuple[int, float]]] = {}
         for name, result in zip(names, results, strict=True):
             if isinstance(result, ServiceError) and name == "sparse" and mode != "sparse":
@@ -216,15 +223,19 @@ class Retriever:
     ) -> SearchOutcome:
         started = time.perf_counter()
         notes: list[str] = []
+        timings: dict[str, float] = {}
         n = max(self.settings.rerank_initial_k, k)
-        legs = await self._legs(query, n, where, mode, notes)
+        legs = await self._legs(query, n, where, mode, notes, timings)
         pinned: set[int] = set()
         if mode == "hybrid" and self.settings.enable_symbol_extraction and is_symbol_like(query):
             # A query that names a symbol exactly: its defining chunks lead, the chunks using it join the fusion.
-            symbol_leg = await self.store.catalog.symbol_candidates(query.strip("`() "), n, where)
+            symbol_leg = await _timed(
+                self.store.catalog.symbol_candidates(query.strip("`() "), n, where), "symbol", timings
+            )
             if symbol_leg:
                 legs["symbol"] = symbol_leg
                 pinned = {cid for cid, score in symbol_leg if score == 4.0}
+        fusing = time.perf_counter()
         chunk_pages = await self.store.catalog.chunk_pages(list({cid for leg in legs.values() for cid, _ in leg}))
         page_of = {cid: ref.page_id for cid, ref in chunk_pages.items()}
         penalty = 1.0 - self.settings.search_code_page_penalty
@@ -232,11 +243,14 @@ class Retriever:
         pages = fuse_pages(legs, page_of, self._weights(), self.settings.fusion_method, self.settings.rrf_k, code_pages)
         if pinned:
             pages = _pin(pages, pinned, set(code_pages))
+        timings["fusion"] = _ms_since(fusing)
         rerank_scores: dict[int, float] | None = None
         rows: dict[int, StoredChunk] = {}
         if use_rerank and pages:
-            pages, rerank_scores, rows = await self._rerank(query, pages, pinned, notes)
+            pages, rerank_scores, rows = await _timed(self._rerank(query, pages, pinned, notes), "rerank", timings)
+        reading = time.perf_counter()
         hits = await self._hits(pages, k, rerank_scores, rows)
+        timings["results"] = _ms_since(reading)
         # Fewer useful snippets beat many useless ones: keep only as many hits as the budget can show meaningfully.
         found = len(hits)
         hits = hits[: max(1, max_chars // MIN_SNIPPET_CHARS)]
@@ -248,11 +262,25 @@ class Retriever:
             mode=mode,
             hits=trimmed,
             legs_used=tuple(legs),
-            took_ms=round((time.perf_counter() - started) * 1000, 2),
+            took_ms=_ms_since(started),
             truncated=truncated,
             notes=tuple(notes),
             reranked=rerank_scores is not None,
+            timings_ms=timings,
         )
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+async def _timed(work: Awaitable[T], name: str, timings: dict[str, float]) -> T:
+    """Await ``work``, recording its milliseconds under ``name`` (also when it fails)."""
+    started = time.perf_counter()
+    try:
+        return await work
+    finally:
+        timings[name] = _ms_since(started)
 
 
 def _section(row: StoredChunk) -> str:

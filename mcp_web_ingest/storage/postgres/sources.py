@@ -145,8 +145,9 @@ class SourcesMixin:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 """
-                SELECT c.name AS collection, p.domain, count(*) AS pages, sum(p.chunk_count) AS chunks,
-                       max(p.crawled_at) AS last_crawled_at,
+                SELECT c.name AS collection, p.domain, p.domain_prefix AS site, count(*) AS pages,
+                       sum(p.chunk_count) AS chunks, max(p.crawled_at) AS last_crawled_at,
+                       min(p.crawled_at) AS oldest_verified_at,
                        coalesce(array_agg(DISTINCT p.version) FILTER (WHERE p.version IS NOT NULL), '{}') AS versions,
                        (SELECT j.state FROM crawl_jobs j WHERE j.collection_id = c.id
                           AND j.start_url LIKE p.domain_prefix || '%%' ORDER BY j.created_at DESC LIMIT 1)
