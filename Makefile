@@ -39,7 +39,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[local,dev,eval,qdrant]"
 	touch $(STAMP)
 
-# Node 22 from npm (no downloads outside the registry) and the MCP Inspector CLI, for the client tests.
+# Node 22 from npm (no downloads outside the registry), the MCP Inspector CLI and conformance suite for the client
+# tests, and axe-core for the dashboard's accessibility checks.
 node-tools: $(NODE_STAMP)
 
 $(NODE_STAMP):
@@ -48,7 +49,7 @@ $(NODE_STAMP):
 	# npm itself must run on Node 22, or it resolves the old Inspector (0.15) that still supports Node 20.
 	cd .tools && PATH="$(CURDIR)/.tools/node_modules/node/bin:$$PATH" \
 		npm install --no-audit --no-fund --loglevel=error "@modelcontextprotocol/inspector@^2.12" \
-		"@modelcontextprotocol/conformance@^0.1.16"
+		"@modelcontextprotocol/conformance@^0.1.16" "axe-core@^4.10"
 	touch $(NODE_STAMP)
 
 # crawl4ai (~890 MB: playwright, litellm, nltk...) gets its own venv so its pins cannot clash with ours.

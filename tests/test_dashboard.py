@@ -27,9 +27,8 @@ from playwright.async_api import Browser, Page, async_playwright
 CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "dashboard-test-token-5d1f"
 COLLECTION = "dashboard-e2e"
-SHOTS = Path(
-    os.environ.get("DASHBOARD_SCREENSHOTS", Path(__file__).resolve().parent.parent / ".data/dashboard-screenshots")
-)
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = Path(os.environ.get("DASHBOARD_SCREENSHOTS", ROOT / ".data/dashboard-screenshots"))
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 
 # Runs in the page: what a reader would see as broken layout. Returns one line per problem.
@@ -327,3 +326,47 @@ def test_text_from_pages_cannot_become_markup_or_script() -> None:
     html = bytes(page.body).decode()
     assert "<script>alert" not in html and "<img src=x" not in html and 'href="javascript' not in html
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+
+
+AXE = ROOT / ".tools/node_modules/axe-core/axe.min.js"
+AXE_RUN = """async () => {
+  const result = await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']});
+  return {
+    passes: result.passes.length,
+    violations: result.violations.map((v) => v.id + ': ' + v.help + ' @ ' +
+      v.nodes.map((n) => n.target.join(' ')).join(', ')),
+  };
+}"""
+
+
+async def test_dashboard_pages_pass_axe_accessibility_checks(
+    server: ServerProcess, browser: Browser, site_url: str
+) -> None:
+    """axe-core's WCAG 2 A/AA rules (labels, contrast, landmarks, names, keyboard) on every page, both sizes."""
+    if not AXE.exists():
+        if os.environ.get("CI"):
+            pytest.fail("axe-core is not installed (make node-tools)")
+        pytest.skip("axe-core is not installed (make node-tools)")
+    async with aiohttp.ClientSession() as s:
+        headers = {"Cookie": f"{UI_COOKIE}={ui_session_value(TOKEN)}", "Origin": server.base}
+        form = {"url": f"{site_url}/guide/install.html", "collection": COLLECTION}
+        async with s.post(server.base + "/ui/index", data=form, headers=headers) as r:
+            assert r.status == 200
+        crawl = {"url": f"{site_url}/crawl/index.html", "max_depth": "1", "max_pages": "3", "collection": COLLECTION}
+        async with s.post(server.base + "/ui/index", data=crawl, headers=headers, allow_redirects=False) as r:
+            job_page = r.headers["location"]
+    paths = ["/ui/sources", "/ui/index", job_page, f"/ui/search?q=install&collection={COLLECTION}", "/ui/health"]
+    paths += ["/ui/login", "/ui/sources/confirm?action=nothing"]  # the error page too
+    for viewport in VIEWPORTS:
+        # The page's own policy forbids injected scripts, as it should: this context lets axe in.
+        context = await browser.new_context(viewport=VIEWPORTS[viewport], bypass_csp=True)  # type: ignore[arg-type]
+        await context.add_cookies([{"name": UI_COOKIE, "value": ui_session_value(TOKEN), "url": server.base + "/ui"}])
+        page = await context.new_page()
+        for path in paths:
+            await page.goto(server.base + path)
+            await page.add_script_tag(path=str(AXE))
+            report = await page.evaluate(AXE_RUN)
+            assert report["passes"] > 10, report  # axe ran its rules on this page
+            violations = report["violations"]
+            assert violations == [], f"{path} at {viewport}: {violations}"
+        await context.close()

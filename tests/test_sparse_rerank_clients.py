@@ -83,7 +83,8 @@ def test_clip_keeps_whole_words() -> None:
     assert clip("x" * 50, 10) == "x" * 10
 
 
-def test_breaker_states_with_a_manual_clock() -> None:
+def test_breaker_states_with_a_manual_clock(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="mcp_web_ingest.encoders.service")
     now = [0.0]
     b = CircuitBreaker("svc", failure_threshold=2, reset_timeout_s=10, clock=lambda: now[0])
     assert b.acquire() and b.state == "closed"
@@ -104,6 +105,11 @@ def test_breaker_states_with_a_manual_clock() -> None:
     snap = b.snapshot()
     assert snap["state"] == "closed" and snap["consecutive_failures"] == 0 and snap["last_error"] == "probe failed"
     assert snap["counters"] == {"success": 1, "failed": 3, "short_circuited": 2, "opened": 2}
+    # The outage is logged when it begins and when it ends (MCP clients get these as notifications/message).
+    assert [r.getMessage() for r in caplog.records] == [
+        "svc degraded: circuit opened after 2 failure(s) in a row (boom again); calls skip it for 10 s",
+        "svc answers again: circuit closed, calls go through",
+    ]
 
 
 async def test_splade_client_batches(runner: RunnerProcess) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,6 +14,8 @@ from tenacity import wait_exponential, wait_random
 
 from mcp_web_ingest.errors import ServiceError, ServiceUnavailable
 from mcp_web_ingest.retry import TransientError, is_transient_status, retry_transient
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Outcome = Literal["success", "failed", "short_circuited"]
@@ -76,6 +79,8 @@ class CircuitBreaker:
         """The service answered: close the circuit."""
         self.counters["success"] += 1
         self.consecutive_failures = 0
+        if self._state != "closed":
+            log.warning("%s answers again: circuit closed, calls go through", self.name)
         self._state, self._probe_in_flight = "closed", False
 
     def record_failure(self, error: str) -> None:
@@ -87,6 +92,11 @@ class CircuitBreaker:
         if self._state == "half_open" or self.consecutive_failures >= self.failure_threshold:
             if self._state != "open":
                 self.counters["opened"] += 1
+            if self._state == "closed":  # a failed probe re-opens quietly: the outage was reported when it began
+                log.warning(
+                    "%s degraded: circuit opened after %d failure(s) in a row (%s); calls skip it for %.0f s",
+                    self.name, self.consecutive_failures, error, self.reset_timeout_s,
+                )  # fmt: skip
             self._state, self._opened_at, self._probe_in_flight = "open", self._clock(), False
 
     def release(self) -> None:
