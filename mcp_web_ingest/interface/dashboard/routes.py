@@ -42,7 +42,9 @@ def _failures(endpoint: Endpoint, *, post: bool = False) -> Endpoint:
             log.exception("dashboard %s failed", request.url.path)
             message = error_text(exc) + "; the server log has the details"
         title = "Something went wrong"
-        return render(request, "base.html", status=400, title=title, active="", signed_in=False, error=message)
+        return render(
+            request, "base.html", status=400, title=title, active="", signed_in=False, error=message, notice=None
+        )
 
     return handle
 
