@@ -2,6 +2,7 @@
 
     WebIngestError
     ├── ConfigError
+    ├── NotReadyError
     ├── InvalidInputError
     ├── FetchError                  url, status
     │   ├── UnsupportedContentError
@@ -28,6 +29,10 @@ class WebIngestError(Exception):
 
 class ConfigError(WebIngestError):
     """The settings are invalid or inconsistent."""
+
+
+class NotReadyError(WebIngestError):
+    """The server is starting or stopping: its runtime is not open."""
 
 
 class InvalidInputError(WebIngestError):

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mcp_web_ingest.config import Settings
-from mcp_web_ingest.errors import InvalidInputError, WebIngestError
+from mcp_web_ingest.errors import InvalidInputError, NotReadyError, WebIngestError
 from mcp_web_ingest.ingest.urls import redact_credentials
 from mcp_web_ingest.interface.auth import UI_COOKIE, ui_session_valid
 from mcp_web_ingest.interface.dashboard.render import render
@@ -17,7 +17,7 @@ from mcp_web_ingest.metrics import Metrics
 from mcp_web_ingest.runtime import Runtime, RuntimeHolder
 from mcp_web_ingest.search.request import MAX_K, SearchRequest
 
-__all__ = ["DashboardPages", "ServerStarting", "error_text", "key_metrics", "parse_int"]
+__all__ = ["DashboardPages", "error_text", "key_metrics", "parse_int"]
 
 # (title, metric family): what the Health page shows of /metrics.
 KEY_METRICS = (
@@ -38,10 +38,6 @@ INDEX_DEFAULTS = {
     "url": "", "max_depth": 0, "max_pages": 1, "scope": "path", "collection": "", "include": "", "exclude": "",
     "force": False,
 }  # fmt: skip
-
-
-class ServerStarting(Exception):
-    """The runtime is not open yet (the server is starting or stopping)."""
 
 
 def error_text(exc: BaseException) -> str:
@@ -113,9 +109,9 @@ class DashboardPages:
         self.settings = settings
 
     def runtime(self) -> Runtime:
-        """The open runtime; ServerStarting while there is none."""
+        """The open runtime; NotReadyError while there is none."""
         if self.holder.runtime is None:
-            raise ServerStarting
+            raise NotReadyError("the server is starting; reload in a moment")
         return self.holder.runtime
 
     def page(self, request: Request, template: str, title: str, active: str, **context: Any) -> Response:
@@ -245,6 +241,6 @@ def parse_int(value: str, label: str) -> int:
 def _notice(request: Request) -> str | None:
     """The message of a finished action, from its redirect's query (numbers and names only, shown as text)."""
     q = request.query_params
-    if "deleted" in q:
+    if q.get("deleted", "").isdigit():
         return f"Deleted {q['deleted']} pages of {q.get('domain', '')} from {q.get('collection', '')}."
     return None

@@ -12,9 +12,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mcp_web_ingest.config import Settings
-from mcp_web_ingest.errors import WebIngestError
+from mcp_web_ingest.errors import NotReadyError, WebIngestError
 from mcp_web_ingest.interface.dashboard.actions import DashboardActions, is_same_origin
-from mcp_web_ingest.interface.dashboard.pages import DashboardPages, ServerStarting, error_text
+from mcp_web_ingest.interface.dashboard.pages import DashboardPages, error_text
 from mcp_web_ingest.interface.dashboard.render import SECURITY_HEADERS, STATIC_DIR, render
 from mcp_web_ingest.runtime import RuntimeHolder
 
@@ -34,8 +34,8 @@ def _failures(endpoint: Endpoint, *, post: bool = False) -> Endpoint:
             return PlainTextResponse("cross-site form posts are refused", status_code=403, headers=SECURITY_HEADERS)
         try:
             return await endpoint(request)
-        except ServerStarting:
-            return PlainTextResponse("the server is starting; reload in a moment", 503, headers=SECURITY_HEADERS)
+        except NotReadyError as exc:
+            return PlainTextResponse(str(exc), 503, headers=SECURITY_HEADERS)
         except WebIngestError as exc:
             message = error_text(exc)
         except Exception as exc:
