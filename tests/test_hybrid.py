@@ -124,6 +124,30 @@ async def test_fuses_three_legs_and_reranks(hybrid: Runtime, site_url: str, mode
     assert 'splade_requests_total{outcome="success"}' in text and 'rerank_requests_total{outcome="success"}' in text
 
 
+async def test_dashboard_shows_every_leg_the_rerank_and_the_breakers(hybrid: Runtime, site_url: str) -> None:
+    """The dashboard's playground and Health page on a runtime with SPLADE and the cross-encoder."""
+    import httpx
+    from starlette.applications import Starlette
+
+    from mcp_web_ingest.interface.dashboard import dashboard_routes
+    from mcp_web_ingest.runtime import RuntimeHolder
+
+    await hybrid.pipeline.index_page(f"{site_url}/guide/config.html")
+    app = Starlette(routes=dashboard_routes(RuntimeHolder(hybrid.settings, hybrid), hybrid.settings))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dashboard.test") as ui:
+        page = (await ui.get("/ui/search", params={"q": "quux retention window precedence"})).text
+        assert "<td>sparse</td>" in page and "<td>dense</td>" in page and "<td>lexical</td>" in page
+        assert "rerank " in page and "reranked by the cross-encoder" in page
+        assert "<dt>sparse</dt>" in page and "<dt>rerank</dt>" in page  # time per leg and for the rerank
+        assert 'option value="off"' in page  # the reranker can be switched off from the form
+        fused = (await ui.get("/ui/search", params={"q": "quux retention window", "rerank": "off"})).text
+        assert "reranked by the cross-encoder" not in fused and "<dt>rerank</dt>" not in fused
+        health = (await ui.get("/ui/health")).text
+        for name in ("splade", "reranker"):
+            row = health.split(f'<td data-label="Component">{name}</td>', 1)[1].split("</tr>", 1)[0]
+            assert "status-ok" in row and ">closed<" in row, row
+
+
 async def test_degrades_when_the_runner_dies_and_recovers(
     hybrid: Runtime, runner: RunnerProcess, site_url: str
 ) -> None:

@@ -193,21 +193,23 @@ class DashboardPages:
             "collection": q.get("collection", ""),
             "k": q.get("k", str(self.settings.rerank_final_k)),
             "version": q.get("version", ""),
+            "rerank": q.get("rerank", "on"),
         }
+        can_rerank = self.runtime().reranker is not None
         outcome, error = None, None
         if form["q"].strip():
             try:
                 k = parse_int(form["k"], "Results")
                 request_ = SearchRequest.create(
-                    self.settings, form["q"], k, form["collection"] or None, None, form["mode"], None, None, None,
-                    form["version"] or None,
+                    self.settings, form["q"], k, form["collection"] or None, None, form["mode"], None,
+                    form["rerank"] != "off" if can_rerank else None, None, form["version"] or None,
                 )  # fmt: skip
                 outcome = search_result(await self.runtime().pipeline.search(request_))
             except WebIngestError as exc:
                 error = error_text(exc)
         response = self.page(
             request, "search.html", "Search", "search", form=form, outcome=outcome, error=error, max_k=MAX_K,
-            collections=await self.collections(),
+            collections=await self.collections(), can_rerank=can_rerank,
         )  # fmt: skip
         response.status_code = 400 if error else 200
         return response
