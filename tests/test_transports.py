@@ -135,6 +135,10 @@ async def test_protocol_over_streamable_http(clean: Runtime, http_server: str, s
     await _protocol_round(lambda **kw: Client(http_server + "/mcp", mode="legacy", **kw), site_url)
 
 
+async def test_protocol_over_legacy_sse(clean: Runtime, http_server: str, site_url: str) -> None:
+    await _protocol_round(lambda **kw: Client(sse_client(http_server + "/sse"), mode="legacy", **kw), site_url)
+
+
 async def test_protocol_over_streamable_http_2026(clean: Runtime, http_server: str, site_url: str) -> None:
     """The 2026-07-28 era: the same resources, completion and prompts; logs only for a request that opts in."""
     got: list[LoggingMessageNotificationParams] = []
