@@ -321,7 +321,7 @@ def test_text_from_pages_cannot_become_markup_or_script() -> None:
     form = {"q": hostile, "mode": "hybrid", "collection": "", "k": "10", "version": ""}
     page = render(
         request, "search.html", title="Search", active="search", signed_in=False, error=None, notice=None, form=form,
-        outcome=outcome, max_k=50, collections=[], can_rerank=False,
+        outcome=outcome, max_k=50, collection_options=[("", "All")], can_rerank=False,
     )  # fmt: skip
     html = bytes(page.body).decode()
     assert "<script>alert" not in html and "<img src=x" not in html and 'href="javascript' not in html

@@ -209,7 +209,7 @@ class DashboardPages:
                 error = error_text(exc)
         response = self.page(
             request, "search.html", "Search", "search", form=form, outcome=outcome, error=error, max_k=MAX_K,
-            collections=await self.collections(), can_rerank=can_rerank,
+            collection_options=[("", "All"), *((c, c) for c in await self.collections())], can_rerank=can_rerank,
         )  # fmt: skip
         response.status_code = 400 if error else 200
         return response
