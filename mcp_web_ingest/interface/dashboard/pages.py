@@ -114,13 +114,15 @@ class DashboardPages:
             raise NotReadyError("the server is starting; reload in a moment")
         return self.holder.runtime
 
-    def page(self, request: Request, template: str, title: str, active: str, **context: Any) -> Response:
+    def page(
+        self, request: Request, template: str, title: str, active: str, *, status: int = 200, **context: Any
+    ) -> Response:
         """Render a page with the chrome every page shares."""
         token = self.settings.mcp_auth_token
         signed_in = token is not None and ui_session_valid(token.get_secret_value(), request.cookies.get(UI_COOKIE))
         context.setdefault("error", None)
         context.setdefault("notice", None)
-        return render(request, template, title=title, active=active, signed_in=signed_in, **context)
+        return render(request, template, status=status, title=title, active=active, signed_in=signed_in, **context)
 
     async def collections(self) -> list[str]:
         """Names of the collections that hold pages."""
@@ -140,12 +142,10 @@ class DashboardPages:
             "chunks": sum(s.chunks for s in sources),
             "collections": len({s.collection for s in sources}),
         }
-        response = self.page(
-            request, "sources.html", "Sources", "sources", sources=sources, totals=totals, notice=_notice(request),
-            error=error,
+        return self.page(
+            request, "sources.html", "Sources", "sources", status=status, sources=sources, totals=totals,
+            notice=_notice(request), error=error,
         )  # fmt: skip
-        response.status_code = status
-        return response
 
     async def confirm(self, request: Request) -> Response:
         """Ask before a source is refreshed or deleted."""
@@ -171,13 +171,11 @@ class DashboardPages:
     ) -> Response:  # fmt: skip
         """The indexing form, the last single-page result, and the newest crawl jobs."""
         jobs = await self.runtime().jobs.recent(20)
-        response = self.page(
-            request, "index.html", "Index", "index", form={**INDEX_DEFAULTS, **(form or {})}, result=result,
-            jobs=jobs, collections=await self.collections(), error=error,
+        return self.page(
+            request, "index.html", "Index", "index", status=status, form={**INDEX_DEFAULTS, **(form or {})},
+            result=result, jobs=jobs, collections=await self.collections(), error=error,
             limits={"depth": self.settings.crawl_max_depth, "pages": self.settings.crawl_max_pages},
         )  # fmt: skip
-        response.status_code = status
-        return response
 
     async def job(self, request: Request) -> Response:
         """A crawl job's live progress (app.js polls /ui/api/jobs/{id}) and its cancel button."""
@@ -207,12 +205,11 @@ class DashboardPages:
                 outcome = search_result(await self.runtime().pipeline.search(request_))
             except WebIngestError as exc:
                 error = error_text(exc)
-        response = self.page(
-            request, "search.html", "Search", "search", form=form, outcome=outcome, error=error, max_k=MAX_K,
-            collection_options=[("", "All"), *((c, c) for c in await self.collections())], can_rerank=can_rerank,
+        return self.page(
+            request, "search.html", "Search", "search", status=400 if error else 200, form=form, outcome=outcome,
+            error=error, max_k=MAX_K, can_rerank=can_rerank,
+            collection_options=[("", "All"), *((c, c) for c in await self.collections())],
         )  # fmt: skip
-        response.status_code = 400 if error else 200
-        return response
 
     async def health(self, request: Request) -> Response:
         """Each component's state and circuit breaker, counts, and the key metrics."""
@@ -225,11 +222,8 @@ class DashboardPages:
 
     async def login(self, request: Request, *, error: str | None = None, status: int = 200) -> Response:
         """The token form (only when a token is set)."""
-        response = self.page(
-            request, "login.html", "Sign in", "", next=request.query_params.get("next", "/ui/sources"), error=error
-        )
-        response.status_code = status
-        return response
+        next_page = request.query_params.get("next", "/ui/sources")
+        return self.page(request, "login.html", "Sign in", "", status=status, next=next_page, error=error)
 
 
 def parse_int(value: str, label: str) -> int:

@@ -15,7 +15,7 @@ from mcp_web_ingest.config import Settings
 from mcp_web_ingest.errors import NotReadyError, WebIngestError
 from mcp_web_ingest.interface.dashboard.actions import DashboardActions, is_same_origin
 from mcp_web_ingest.interface.dashboard.pages import DashboardPages, error_text
-from mcp_web_ingest.interface.dashboard.render import SECURITY_HEADERS, STATIC_DIR, render
+from mcp_web_ingest.interface.dashboard.render import SECURITY_HEADERS, STATIC_DIR
 from mcp_web_ingest.runtime import RuntimeHolder
 
 __all__ = ["dashboard_routes"]
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def _failures(endpoint: Endpoint, *, post: bool = False) -> Endpoint:
+def _failures(pages: DashboardPages, endpoint: Endpoint, *, post: bool = False) -> Endpoint:
     """Answer a starting server with 503, a cross-site POST with 403 and an error with a page saying what failed."""
 
     @functools.wraps(endpoint)
@@ -41,10 +41,7 @@ def _failures(endpoint: Endpoint, *, post: bool = False) -> Endpoint:
         except Exception as exc:
             log.exception("dashboard %s failed", request.url.path)
             message = error_text(exc) + "; the server log has the details"
-        title = "Something went wrong"
-        return render(
-            request, "base.html", status=400, title=title, active="", signed_in=False, error=message, notice=None
-        )
+        return pages.page(request, "base.html", "Something went wrong", "", status=400, error=message)
 
     return handle
 
@@ -58,10 +55,10 @@ def dashboard_routes(holder: RuntimeHolder, settings: Settings) -> list[BaseRout
         return RedirectResponse("/ui/sources", status_code=303)
 
     def get(path: str, endpoint: Endpoint) -> Route:
-        return Route(path, _failures(endpoint), methods=["GET"])
+        return Route(path, _failures(pages, endpoint), methods=["GET"])
 
     def post(path: str, endpoint: Endpoint) -> Route:
-        return Route(path, _failures(endpoint, post=True), methods=["POST"])
+        return Route(path, _failures(pages, endpoint, post=True), methods=["POST"])
 
     return [
         Route("/ui", home, methods=["GET"]),
